@@ -1,0 +1,147 @@
+"""The ``Backend`` protocol every target implements, and the ``Prepared`` object it returns.
+
+Contract (checked for every backend by ``latbench.testing.backend_contract``):
+
+* ``name`` is the target name users type (``onnxruntime-cpu``); ``device`` its device kind.
+* ``availability()`` never raises: it says whether the backend can run here and, if not,
+  why (a missing package, no GPU), in one line.
+* ``normalize(target)`` validates the target's settings against ``SETTINGS`` and fills in
+  every default, so equal targets have equal keys; unknown or ill-typed settings raise
+  ``ConfigError`` naming the valid ones.
+* ``prepare(spec, target)`` builds everything a run needs (model, session, compiled
+  graph, inputs) and returns a ``Prepared`` whose ``build_time_s`` records that cost;
+  calling the ``Prepared`` object then runs exactly one inference of
+  ``instances_per_call`` spec instances and nothing else. A spec the backend cannot run
+  (an unsupported precision) raises ``ConfigError`` before anything is built.
+* ``Prepared.outputs()`` returns the output as a numpy array, for correctness checks
+  against the torch reference; ``Prepared.kernels(runs)`` returns per-kernel times from
+  the backend's own profiler, or ``()`` if it has none; ``close()`` frees it.
+* ``fingerprint_extras()`` returns device fields for ``Fingerprint`` (GPU name...).
+
+Missing methods fail at instantiation (ABC), never silently at run time.
+"""
+
+from __future__ import annotations
+
+import os
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+
+from latbench.errors import ConfigError
+from latbench.fingerprint import physical_cores
+from latbench.measurement import KernelTime
+from latbench.specs import Spec
+from latbench.target import SettingValue, Target
+from latbench.timing import Timer
+
+
+@dataclass(frozen=True)
+class Availability:
+    available: bool
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class Setting:
+    """A target setting: its type, default (``None``: computed) and what it does."""
+
+    type: type
+    default: SettingValue | None
+    help: str
+    choices: tuple[SettingValue, ...] = ()
+
+
+class Prepared(ABC):
+    """One spec ready to run on one target."""
+
+    build_time_s: float = 0.0
+    instances_per_call: int = 1
+
+    @abstractmethod
+    def __call__(self) -> None:
+        """Run one inference (of ``instances_per_call`` spec instances), synchronously."""
+
+    @abstractmethod
+    def outputs(self) -> np.ndarray:
+        """Run once and return the output, for correctness checks."""
+
+    def timer(self) -> Timer | None:
+        """A device-specific timer, or None for the host clock around synchronous calls."""
+        return None
+
+    def kernels(self, runs: int = 20) -> tuple[KernelTime, ...]:
+        """Per-kernel time per spec instance from the backend's profiler; () if none."""
+        return ()
+
+    def close(self) -> None:  # noqa: B027 - optional hook, most backends free on GC
+        """Free what ``prepare`` allocated."""
+
+
+THREADS = Setting(int, None, "intra-op threads (default: physical cores usable here)")
+
+
+class Backend(ABC):
+    name: ClassVar[str]
+    device: ClassVar[str] = "cpu"
+    description: ClassVar[str] = ""
+    SETTINGS: ClassVar[Mapping[str, Setting]] = {"threads": THREADS}
+    PRECISIONS: ClassVar[tuple[str, ...]] = ("fp32",)
+
+    @abstractmethod
+    def availability(self) -> Availability:
+        """Whether this backend can run here, and why not. Never raises."""
+
+    @abstractmethod
+    def prepare(self, spec: Spec, target: Target) -> Prepared:
+        """Build what running ``spec`` on (normalized) ``target`` needs."""
+
+    def fingerprint_extras(self) -> dict[str, Any]:
+        return {}
+
+    def normalize(self, target: Target) -> Target:
+        if target.name != self.name:
+            raise ConfigError(f"target {target.name!r} is not handled by backend {self.name!r}")
+        values: dict[str, SettingValue] = {}
+        given = dict(target.settings)
+        unknown = sorted(set(given) - set(self.SETTINGS))
+        if unknown:
+            valid = ", ".join(sorted(self.SETTINGS)) or "none"
+            raise ConfigError(f"unknown setting(s) {', '.join(unknown)} for target {self.name}; valid: {valid}")
+        for key, setting in self.SETTINGS.items():
+            value = given.get(key, setting.default)
+            if value is None:
+                value = self.default_setting(key)
+            values[key] = self._check_setting(key, setting, value)
+        return Target(self.name, self.device, tuple(values.items()))
+
+    def default_setting(self, key: str) -> SettingValue:
+        if key == "threads":
+            return physical_cores()
+        raise AssertionError(f"{self.name}: setting {key} has no default")
+
+    def _check_setting(self, key: str, setting: Setting, value: SettingValue) -> SettingValue:
+        if setting.type is bool and isinstance(value, str):
+            raise ConfigError(f"setting {key} of {self.name} must be true or false, got {value!r}")
+        if setting.type is int and (isinstance(value, bool) or not isinstance(value, int)):
+            raise ConfigError(f"setting {key} of {self.name} must be an integer, got {value!r}")
+        if setting.type is str:
+            value = str(value)
+        if setting.choices and value not in setting.choices:
+            choices = ", ".join(map(str, setting.choices))
+            raise ConfigError(f"setting {key} of {self.name} must be one of {choices}, got {value!r}")
+        if key == "threads":
+            usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+            if not 1 <= int(value) <= 4 * usable:
+                raise ConfigError(f"threads must be between 1 and {4 * usable} here, got {value}")
+        return value
+
+    def check_spec(self, spec: Spec) -> None:
+        if spec.workload.precision not in self.PRECISIONS:
+            raise ConfigError(
+                f"target {self.name} does not run {spec.workload.precision}; "
+                f"supported precisions: {', '.join(self.PRECISIONS)}"
+            )

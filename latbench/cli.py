@@ -1,0 +1,311 @@
+"""The ``latbench`` command: a thin layer that parses arguments, wires the packages
+together and turns user mistakes (``LatbenchError``) into one-line errors and exit code 2.
+
+Commands: ``devices``, ``profile``, ``measure``, ``export``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from latbench import __version__
+from latbench.errors import ConfigError, LatbenchError
+
+DEFAULT_DB = "latbench.db"
+
+
+def _db_default() -> str:
+    return os.environ.get("LATBENCH_DB", DEFAULT_DB)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="latbench",
+        description="Hardware-aware latency modeling and benchmarking for transformer encoders.",
+        epilog="Run `latbench COMMAND --help` for a command's options.",
+    )
+    parser.add_argument("--version", action="version", version=f"latbench {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser(
+        "devices",
+        help="list the targets and whether each can run here",
+        description="List every target with whether it is available here (and why not), "
+        "its default settings, and this machine's fingerprint.",
+    )
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+    p = sub.add_parser(
+        "profile",
+        help="measure a plan's operators, blocks and encoders into a database",
+        description="Measure every spec of a profile plan on a target and store the raw samples "
+        "in a measurement database. Resumable: a rerun measures only what is missing, and "
+        "Ctrl-C loses at most the chunk in flight. Several processes may profile into one "
+        "database at once; they split the work.",
+    )
+    p.add_argument("--target", required=True, help="target, e.g. onnxruntime-cpu or torch-cpu:threads=1")
+    p.add_argument("--plan", default="quick", help="built-in plan (quick, standard) or a .toml plan file [quick]")
+    p.add_argument("--db", default=_db_default(), help="SQLite path or SQLAlchemy URL [$LATBENCH_DB or latbench.db]")
+    p.add_argument("--chunk", type=int, default=8, help="specs measured together, interleaved [8]")
+    p.add_argument("--samples", type=int, default=64, help="samples per spec (fewer only for slow specs) [64]")
+    p.add_argument("--limit", type=int, default=0, help="measure at most this many specs of the plan (0: all)")
+    p.add_argument("--dry-run", action="store_true", help="print what would be measured and exit")
+
+    p = sub.add_parser(
+        "measure",
+        help="measure one whole encoder end to end",
+        description="Measure one encoder (embeddings + layers) on a target with the shared protocol.",
+    )
+    p.add_argument("--target", required=True, help="target, e.g. onnxruntime-cpu")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--arch", help='architecture JSON or a path to one, e.g. \'{"layers":4,"hidden":256,"heads":4,"ffn":1024}\'')
+    src.add_argument("--hf-config", help="a Hugging Face config.json (BERT, RoBERTa, DistilBERT...) or its folder")
+    p.add_argument("--batch", type=int, default=1, help="batch size [1]")
+    p.add_argument("--seq", type=int, default=128, help="sequence length [128]")
+    p.add_argument("--precision", default="fp32", help="fp32, bf16... as the target supports [fp32]")
+    p.add_argument("--samples", type=int, default=64, help="samples [64]")
+    p.add_argument("--db", default=None, help="also store the measurement in this database")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+    p = sub.add_parser(
+        "export",
+        help="export a measurement database to CSV or Parquet",
+        description="Write one row per measurement (statistics, raw samples, target, fingerprint).",
+    )
+    p.add_argument("--db", default=_db_default(), help="SQLite path or SQLAlchemy URL")
+    p.add_argument("--out", required=True, help="output file (.csv or .parquet)")
+    p.add_argument("--format", choices=("csv", "parquet"), default=None, help="default: from --out's suffix")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    # kill/SIGTERM ends a profile as Ctrl-C does: committed chunks stay, claims are released.
+    previous = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+    try:
+        return COMMANDS[args.command](args)
+    except LatbenchError as exc:
+        print(f"latbench: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("latbench: interrupted; everything measured so far is saved, rerun to continue", file=sys.stderr)
+        return 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _raise_keyboard_interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def _console():  # type: ignore[no-untyped-def]
+    from rich.console import Console
+
+    return Console()
+
+
+def _positive(name: str, value: int) -> int:
+    if value <= 0:
+        raise ConfigError(f"{name} must be a positive integer, got {value}")
+    return value
+
+
+def _resolve_target(text: str):  # type: ignore[no-untyped-def]
+    from latbench.backends.registry import default_registry
+    from latbench.target import Target
+
+    target = Target.parse(text)
+    backend = default_registry().get_available(target.name)
+    return backend, backend.normalize(target)
+
+
+def _fingerprint(backend):  # type: ignore[no-untyped-def]
+    from latbench.fingerprint import collect
+
+    return collect(backend.fingerprint_extras())
+
+
+def cmd_devices(args: argparse.Namespace) -> int:
+    from latbench.backends.registry import default_registry
+    from latbench.errors import LatbenchError as _Err
+    from latbench.fingerprint import collect
+    from latbench.target import Target
+
+    rows = []
+    for backend in default_registry():
+        availability = backend.availability()
+        try:
+            settings = str(backend.normalize(Target(backend.name))) if availability.available else ""
+        except _Err as exc:
+            settings = f"(invalid defaults: {exc})"
+        rows.append({
+            "target": backend.name,
+            "device": backend.device,
+            "available": availability.available,
+            "reason": availability.reason,
+            "default": settings,
+            "description": backend.description,
+        })
+    fingerprint = collect()
+    if args.json:
+        print(json.dumps({"targets": rows, "fingerprint": fingerprint.to_dict()}, indent=2))
+        return 0
+    from rich.table import Table
+
+    table = Table(title="latbench targets")
+    for col in ("target", "device", "available", "details"):
+        table.add_column(col)
+    for row in rows:
+        mark = "[green]yes[/]" if row["available"] else "[red]no[/]"
+        table.add_row(row["target"], row["device"], mark, row["default"] + "  " + row["reason"])
+    console = _console()
+    console.print(table)
+    console.print(f"fingerprint {fingerprint.key}: {fingerprint.summary()}")
+    libs = ", ".join(f"{k} {v}" for k, v in fingerprint.libraries)
+    console.print(f"libraries: {libs}")
+    return 0
+
+
+def cmd_profile(args: argparse.Namespace) -> int:
+    from latbench.plans import PlanSummary, load_plan
+    from latbench.timing import ProtocolSettings
+
+    _positive("--chunk", args.chunk)
+    _positive("--samples", args.samples)
+    if args.limit < 0:
+        raise ConfigError("--limit must be >= 0")
+    plan = load_plan(args.plan)
+    backend, target = _resolve_target(args.target)
+    specs = plan.specs()
+    if args.limit:
+        specs = specs[: args.limit]
+    console = _console()
+    counts = ", ".join(f"{n} {kind}s" for kind, n in PlanSummary.of(specs).counts.items())
+    if args.dry_run:
+        console.print(f"plan {plan.name}: {len(specs)} specs ({counts}) on {target}")
+        for spec in specs:
+            console.print(f"  {spec.label}")
+        return 0
+
+    from latbench.db import MeasurementDB
+    from latbench.profile import run_profile
+
+    settings = ProtocolSettings(samples=args.samples, min_samples=min(16, args.samples))
+    fingerprint = _fingerprint(backend)
+    with MeasurementDB(args.db) as db:
+        todo = len(specs) - len({s.key for s in specs} & db.measured_keys(target.key, fingerprint.key))
+        console.print(f"plan {plan.name}: {len(specs)} specs ({counts}) on {target}; {todo} to measure → {db.url}")
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+        with Progress(
+            TextColumn("[bold]profiling"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            TextColumn("{task.description}"),
+            console=console,
+            transient=False,
+        ) as bar:
+            task = bar.add_task("", total=todo)
+
+            def progress(n: int, label: str) -> None:
+                bar.update(task, advance=n, description=label)
+
+            result = run_profile(specs, backend, target, fingerprint, db, settings, chunk_size=args.chunk, progress=progress)
+    console.print(
+        f"measured {result.measured} new specs in {result.elapsed_s:.0f} s "
+        f"({result.already_measured} were already in the database; {result.unstable} flagged unstable)"
+    )
+    return 0
+
+
+def cmd_measure(args: argparse.Namespace) -> int:
+    from latbench.arch import Arch, Workload
+    from latbench.profile import measure_specs, worker_id
+    from latbench.specs import EncoderSpec
+    from latbench.timing import ProtocolSettings
+
+    _positive("--samples", args.samples)
+    arch = Arch.from_json(args.arch) if args.arch else Arch.from_hf_config(args.hf_config)
+    spec = EncoderSpec(arch, Workload(args.batch, args.seq, args.precision))
+    backend, target = _resolve_target(args.target)
+    fingerprint = _fingerprint(backend)
+    db = None
+    if args.db:
+        from latbench.db import MeasurementDB
+
+        db = MeasurementDB(args.db)  # opened first: a bad --db fails before any measuring
+    try:
+        settings = ProtocolSettings(samples=args.samples, min_samples=min(16, args.samples))
+        (m,) = measure_specs(backend, target, fingerprint, [spec], settings, worker=worker_id())
+        if db is not None:
+            db.add([m])
+    finally:
+        if db is not None:
+            db.close()
+    st = m.stats
+    result = {
+        "target": str(target),
+        "arch": arch.to_dict(),
+        "workload": spec.workload.to_dict(),
+        "params": arch.params,
+        "gflops": arch.flops(spec.workload) / 1e9,
+        "median_ms": st.median_s * 1e3,
+        "p90_ms": st.p90_s * 1e3,
+        "p99_ms": st.p99_s * 1e3,
+        "iqr_ms": st.iqr_s * 1e3,
+        "samples": st.n,
+        "stable": m.stable,
+        "build_time_s": m.build_time_s,
+        "fingerprint": fingerprint.key,
+        "kernels": [{"op_type": k.op_type, "count": k.count, "time_ms": k.time_s * 1e3} for k in m.kernels],
+    }
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    from rich.table import Table
+
+    table = Table(title=f"{spec.label} on {target}")
+    table.add_column("quantity")
+    table.add_column("value", justify="right")
+    table.add_row("parameters", f"{arch.params / 1e6:.2f} M")
+    table.add_row("GFLOPs", f"{result['gflops']:.3f}")
+    for key in ("median_ms", "p90_ms", "p99_ms", "iqr_ms"):
+        table.add_row(key.replace("_ms", " (ms)"), f"{result[key]:.3f}")
+    table.add_row("samples", str(st.n))
+    table.add_row("stable (IQR/median)", f"{'yes' if m.stable else 'no'} ({st.iqr_ratio:.3f})")
+    table.add_row("build time (s)", f"{m.build_time_s:.2f}")
+    console = _console()
+    console.print(table)
+    if m.kernels:
+        kt = Table(title="kernels per inference (backend profiler)")
+        for col in ("kernel", "count", "time (ms)"):
+            kt.add_column(col, justify="right" if col != "kernel" else "left")
+        for k in m.kernels:
+            kt.add_row(k.op_type, str(k.count), f"{k.time_s * 1e3:.3f}")
+        console.print(kt)
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from latbench.db import MeasurementDB
+
+    with MeasurementDB(args.db, create=False) as db:
+        rows = db.export(args.out, args.format)
+    print(f"wrote {rows} measurements to {args.out}")
+    return 0
+
+
+COMMANDS = {"devices": cmd_devices, "profile": cmd_profile, "measure": cmd_measure, "export": cmd_export}
+
+
+if __name__ == "__main__":
+    sys.exit(main())

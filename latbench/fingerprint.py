@@ -1,0 +1,161 @@
+"""``Fingerprint``: what hardware and software a measurement was taken on.
+
+Collected explicitly with :func:`collect` (never at import time). ``key`` hashes every
+field that can change a latency (CPU model, flags, cores, caches, library versions), but
+not the host name, so identical machines of a fleet share measurements.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import socket
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from importlib import metadata
+from typing import Any
+
+TRACKED_LIBRARIES = ("latbench", "torch", "onnxruntime", "onnx", "numpy", "jax", "jaxlib", "tensorrt")
+
+
+@dataclass(frozen=True)
+class Fingerprint:
+    cpu_model: str
+    cpu_flags_digest: str
+    physical_cores: int
+    logical_cpus: int
+    usable_cpus: int
+    l2_cache_bytes: int
+    l3_cache_bytes: int
+    memory_bytes: int
+    machine: str
+    os: str
+    python: str
+    libraries: tuple[tuple[str, str], ...] = ()
+    gpu: str = ""
+    gpu_driver: str = ""
+    cuda: str = ""
+    tpu: str = ""
+    hostname: str = field(default="", compare=False)
+
+    @property
+    def key(self) -> str:
+        data = self.to_dict()
+        data.pop("hostname")
+        text = json.dumps(data, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()[:20]
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["libraries"] = dict(self.libraries)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Fingerprint:
+        values = dict(data)
+        values["libraries"] = tuple(sorted(dict(values.get("libraries", {})).items()))
+        known = set(cls.__dataclass_fields__)
+        return cls(**{k: v for k, v in values.items() if k in known})
+
+    def library(self, name: str) -> str:
+        return dict(self.libraries).get(name, "")
+
+    def summary(self) -> str:
+        return (
+            f"{self.cpu_model} · {self.physical_cores} cores ({self.usable_cpus} usable) · "
+            f"L3 {self.l3_cache_bytes // 2**20} MiB · {self.os}"
+        )
+
+
+def library_versions(names: tuple[str, ...] = TRACKED_LIBRARIES) -> tuple[tuple[str, str], ...]:
+    found = []
+    for name in names:
+        try:
+            found.append((name, metadata.version(name)))
+        except metadata.PackageNotFoundError:
+            continue
+    return tuple(sorted(found))
+
+
+def _read_sysfs_cache_bytes(level: int) -> int:
+    base = "/sys/devices/system/cpu/cpu0/cache"
+    try:
+        for entry in sorted(os.listdir(base)):
+            path = os.path.join(base, entry)
+            with open(os.path.join(path, "level")) as f:
+                if int(f.read().strip()) != level:
+                    continue
+            with open(os.path.join(path, "type")) as f:
+                if f.read().strip() == "Instruction":
+                    continue
+            with open(os.path.join(path, "size")) as f:
+                text = f.read().strip().upper()
+            scale = {"K": 2**10, "M": 2**20, "G": 2**30}.get(text[-1], 1)
+            return int(text.rstrip("KMG")) * scale
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
+def _proc_cpuinfo() -> dict[str, str]:
+    """The first processor's entries of /proc/cpuinfo (empty off Linux)."""
+    entries: dict[str, str] = {}
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if not line.strip():
+                    break
+                key, _, value = line.partition(":")
+                entries[key.strip()] = value.strip()
+    except OSError:
+        pass
+    return entries
+
+
+def _memory_bytes() -> int:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return 0
+
+
+def physical_cores() -> int:
+    """Physical cores usable by this process (hyper-threads counted once)."""
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    try:
+        siblings = set()
+        for cpu in (os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else range(usable)):
+            path = f"/sys/devices/system/cpu/cpu{cpu}/topology/thread_siblings_list"
+            with open(path) as f:
+                siblings.add(f.read().strip())
+        return max(1, len(siblings))
+    except OSError:
+        return max(1, usable)
+
+
+def collect(extra: Mapping[str, str] | None = None) -> Fingerprint:
+    """Read the fingerprint of this machine. ``extra`` fills GPU/TPU fields for backends."""
+    info = _proc_cpuinfo()
+    flags = sorted(info.get("flags", "").split())
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    l2 = _read_sysfs_cache_bytes(2)
+    l3 = _read_sysfs_cache_bytes(3)
+    fields: dict[str, Any] = {
+        "cpu_model": info.get("model name") or platform.processor() or "unknown",
+        "cpu_flags_digest": hashlib.sha256(" ".join(flags).encode()).hexdigest()[:16],
+        "physical_cores": physical_cores(),
+        "logical_cpus": os.cpu_count() or 1,
+        "usable_cpus": usable,
+        "l2_cache_bytes": l2,
+        "l3_cache_bytes": l3,
+        "memory_bytes": _memory_bytes(),
+        "machine": platform.machine(),
+        "os": f"{platform.system()} {platform.release()}",
+        "python": platform.python_version(),
+        "libraries": library_versions(),
+        "hostname": socket.gethostname(),
+    }
+    fields.update(extra or {})
+    return Fingerprint(**fields)

@@ -1,0 +1,101 @@
+"""``Measurement``: one spec timed on one target, with its raw samples and provenance.
+
+Statistics are derived from the raw samples (``times_s``), never stored apart from them
+in this type, so they cannot disagree.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from latbench.fingerprint import Fingerprint
+from latbench.specs import Spec
+from latbench.target import Target
+
+
+def quantile(sorted_values: Sequence[float], q: float) -> float:
+    """Linear-interpolated quantile (numpy's default) of already sorted values."""
+    if not sorted_values:
+        raise ValueError("quantile of no values")
+    pos = (len(sorted_values) - 1) * q
+    lo, hi = math.floor(pos), math.ceil(pos)
+    return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (pos - lo)
+
+
+@dataclass(frozen=True)
+class Stats:
+    """Robust summary of per-inference latency samples, in seconds."""
+
+    n: int
+    median_s: float
+    p10_s: float
+    p90_s: float
+    p99_s: float
+    iqr_s: float
+    min_s: float
+    mean_s: float
+
+    @classmethod
+    def of(cls, times_s: Sequence[float]) -> Stats:
+        values = sorted(times_s)
+        return cls(
+            n=len(values),
+            median_s=quantile(values, 0.5),
+            p10_s=quantile(values, 0.10),
+            p90_s=quantile(values, 0.90),
+            p99_s=quantile(values, 0.99),
+            iqr_s=quantile(values, 0.75) - quantile(values, 0.25),
+            min_s=values[0],
+            mean_s=sum(values) / len(values),
+        )
+
+    @property
+    def iqr_ratio(self) -> float:
+        """IQR / median: the protocol's (outlier-robust) stability measure."""
+        return self.iqr_s / self.median_s if self.median_s > 0 else math.inf
+
+
+@dataclass(frozen=True)
+class KernelTime:
+    """Time one kind of kernel takes per inference of a block, from a backend profiler.
+
+    ``op_type`` is the backend's kernel name (ONNX Runtime: ``SkipLayerNormalization``,
+    ``FusedMatMul``, ``MatMul``...), ``count`` how many such kernels one inference runs.
+    """
+
+    op_type: str
+    count: int
+    time_s: float
+
+
+@dataclass(frozen=True)
+class Measurement:
+    spec: Spec
+    target: Target
+    fingerprint: Fingerprint
+    times_s: tuple[float, ...]
+    iterations_per_sample: int
+    rounds: int
+    stable: bool
+    build_time_s: float
+    measured_at: str
+    kernels: tuple[KernelTime, ...] = ()
+    worker: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.times_s:
+            raise ValueError("a measurement needs at least one sample")
+
+    @property
+    def stats(self) -> Stats:
+        return Stats.of(self.times_s)
+
+    @property
+    def median_s(self) -> float:
+        return self.stats.median_s
+
+    @property
+    def latency_ms(self) -> float:
+        return self.median_s * 1e3

@@ -1,0 +1,203 @@
+"""What gets measured: operators (``OpSpec``), encoder layers (``BlockSpec``) and whole
+encoders (``EncoderSpec``), each for one ``Workload``.
+
+Specs are frozen and hashable; ``spec.key`` is a stable content hash used as the lookup
+table key and as the database's identity for "already measured". An ``OpSpec`` keeps only
+the dimensions its operator depends on (a QKV projection does not depend on the number
+of heads), so equal operators in different layers share one key and are measured once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import Any, ClassVar
+
+from latbench.arch import Arch, LayerShape, Workload
+from latbench.errors import ConfigError, InvalidArchError
+
+# The operators of one BERT encoder layer (plus the embedding), in execution order, and
+# which of (hidden, heads, ffn) each depends on besides the workload.
+OP_DEPENDS: dict[str, frozenset[str]] = {
+    "embedding": frozenset({"hidden"}),
+    "qkv_proj": frozenset({"hidden"}),
+    "attn_scores": frozenset({"hidden", "heads"}),
+    "softmax": frozenset({"heads"}),
+    "attn_context": frozenset({"hidden", "heads"}),
+    "out_proj": frozenset({"hidden"}),
+    "add_layernorm": frozenset({"hidden"}),
+    "ffn_up_gelu": frozenset({"hidden", "ffn"}),
+    "ffn_down": frozenset({"hidden", "ffn"}),
+}
+LAYER_OPS: tuple[tuple[str, int], ...] = (
+    ("qkv_proj", 1),
+    ("attn_scores", 1),
+    ("softmax", 1),
+    ("attn_context", 1),
+    ("out_proj", 1),
+    ("add_layernorm", 2),  # after attention and after the FFN
+    ("ffn_up_gelu", 1),
+    ("ffn_down", 1),
+)
+CONTEXTS = ("isolated", "model")
+
+
+def _digest(payload: Mapping[str, Any]) -> str:
+    text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:20]
+
+
+@dataclass(frozen=True)
+class OpSpec:
+    """One operator of an encoder layer. Dimensions it does not depend on are stored as 0."""
+
+    kind: ClassVar[str] = "op"
+    op: str
+    workload: Workload
+    hidden: int = 0
+    heads: int = 0
+    ffn: int = 0
+    vocab_size: int = 0
+
+    def __post_init__(self) -> None:
+        if self.op not in OP_DEPENDS:
+            raise ConfigError(f"unknown operator {self.op!r}; known: {', '.join(OP_DEPENDS)}")
+        deps = OP_DEPENDS[self.op]
+        for dim in ("hidden", "heads", "ffn"):
+            value = getattr(self, dim)
+            if dim in deps and (not isinstance(value, int) or value <= 0):
+                raise InvalidArchError(f"operator {self.op} needs a positive {dim}, got {value!r}")
+            if dim not in deps:
+                object.__setattr__(self, dim, 0)
+        if self.op == "embedding":
+            if self.vocab_size <= 0:
+                object.__setattr__(self, "vocab_size", 30522)
+        else:
+            object.__setattr__(self, "vocab_size", 0)
+        if {"hidden", "heads"} <= deps and self.hidden % self.heads:
+            raise InvalidArchError(f"hidden {self.hidden} is not divisible by {self.heads} heads")
+
+    @classmethod
+    def for_layer(cls, op: str, layer: LayerShape, workload: Workload, vocab_size: int = 0) -> OpSpec:
+        return cls(op, workload, layer.hidden, layer.heads, layer.ffn, vocab_size)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "op": self.op,
+            "hidden": self.hidden,
+            "heads": self.heads,
+            "ffn": self.ffn,
+            "vocab_size": self.vocab_size,
+            "workload": self.workload.to_dict(),
+        }
+
+    @property
+    def key(self) -> str:
+        return _digest(self.to_dict())
+
+    @property
+    def label(self) -> str:
+        dims = ",".join(f"{d}={getattr(self, d)}" for d in ("hidden", "heads", "ffn") if getattr(self, d))
+        w = self.workload
+        return f"op:{self.op}[{dims}] b={w.batch} s={w.seq_len}"
+
+
+@dataclass(frozen=True)
+class BlockSpec:
+    """One encoder layer. ``context`` says how it is measured:
+
+    ``isolated``: the same layer run again and again, its weights hot in cache;
+    ``model``: a stack of distinct copies run as one model, latency divided by the copy
+    count, so each copy's weights have been evicted by the others by the time it runs,
+    as inside a real encoder (see ``latbench.models.torch_modules.LayerStack``).
+    """
+
+    kind: ClassVar[str] = "block"
+    layer: LayerShape
+    workload: Workload
+    context: str = "model"
+
+    def __post_init__(self) -> None:
+        if self.context not in CONTEXTS:
+            raise ConfigError(f"block context must be one of {', '.join(CONTEXTS)}, got {self.context!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "hidden": self.layer.hidden,
+            "heads": self.layer.heads,
+            "ffn": self.layer.ffn,
+            "context": self.context,
+            "workload": self.workload.to_dict(),
+        }
+
+    @property
+    def key(self) -> str:
+        return _digest(self.to_dict())
+
+    @property
+    def label(self) -> str:
+        lay, w = self.layer, self.workload
+        return f"block[{lay.hidden}/{lay.heads}/{lay.ffn},{self.context}] b={w.batch} s={w.seq_len}"
+
+
+@dataclass(frozen=True)
+class EncoderSpec:
+    """A whole encoder (embeddings + layers): the end-to-end ground truth for predictors."""
+
+    kind: ClassVar[str] = "encoder"
+    arch: Arch
+    workload: Workload
+
+    def __post_init__(self) -> None:
+        self.arch.check_workload(self.workload)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "arch": self.arch.to_dict(), "workload": self.workload.to_dict()}
+
+    @property
+    def key(self) -> str:
+        return _digest(self.to_dict())
+
+    @property
+    def label(self) -> str:
+        a, w = self.arch, self.workload
+        heads = a.heads[0] if len(set(a.heads)) == 1 else "var"
+        ffn = a.ffn[0] if len(set(a.ffn)) == 1 else "var"
+        return f"encoder[L={a.num_layers},H={a.hidden},A={heads},F={ffn}] b={w.batch} s={w.seq_len}"
+
+
+Spec = OpSpec | BlockSpec | EncoderSpec
+
+
+def spec_from_dict(data: Mapping[str, Any]) -> Spec:
+    kind = data.get("kind")
+    workload = Workload.from_dict(data["workload"])
+    if kind == "op":
+        return OpSpec(data["op"], workload, data["hidden"], data["heads"], data["ffn"], data["vocab_size"])
+    if kind == "block":
+        return BlockSpec(LayerShape(data["hidden"], data["heads"], data["ffn"]), workload, data["context"])
+    if kind == "encoder":
+        return EncoderSpec(Arch.from_dict(data["arch"]), workload)
+    raise ConfigError(f"unknown spec kind {kind!r}")
+
+
+def layer_ops(layer: LayerShape, workload: Workload) -> list[tuple[OpSpec, int]]:
+    """The operators of one encoder layer with how often each runs per layer."""
+    return [(OpSpec.for_layer(op, layer, workload), count) for op, count in LAYER_OPS]
+
+
+def encoder_ops(arch: Arch, workload: Workload) -> list[tuple[OpSpec, int]]:
+    """Every operator of an encoder with its count (equal ops across layers merged)."""
+    counts: dict[OpSpec, int] = {OpSpec("embedding", workload, arch.hidden, vocab_size=arch.vocab_size): 1}
+    for layer in arch.layers:
+        for spec, n in layer_ops(layer, workload):
+            counts[spec] = counts.get(spec, 0) + n
+    return list(counts.items())
+
+
+def with_workload(spec: Spec, workload: Workload) -> Spec:
+    return replace(spec, workload=workload)

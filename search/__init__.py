@@ -1,0 +1,1 @@
+"""search: see DESIGN.md; filled in by later issues."""
