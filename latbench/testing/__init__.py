@@ -1,0 +1,1 @@
+"""Test helpers shipped with latbench: a fake clock and the backend contract suite."""
