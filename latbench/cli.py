@@ -107,7 +107,8 @@ def _raise_keyboard_interrupt(signum: int, frame: Any) -> None:
 def _console():  # type: ignore[no-untyped-def]
     from rich.console import Console
 
-    return Console()
+    # soft_wrap: long lines are not broken at 80 columns when output is not a terminal
+    return Console(soft_wrap=True)
 
 
 def _positive(name: str, value: int) -> int:
@@ -186,7 +187,7 @@ def cmd_profile(args: argparse.Namespace) -> int:
     if args.limit:
         specs = specs[: args.limit]
     console = _console()
-    counts = ", ".join(f"{n} {kind}s" for kind, n in PlanSummary.of(specs).counts.items())
+    counts = ", ".join(f"{n} {kind}{'s' * (n != 1)}" for kind, n in PlanSummary.of(specs).counts.items())
     if args.dry_run:
         console.print(f"plan {plan.name}: {len(specs)} specs ({counts}) on {target}")
         for spec in specs:
@@ -229,7 +230,8 @@ def cmd_profile(args: argparse.Namespace) -> int:
 
 def cmd_measure(args: argparse.Namespace) -> int:
     from latbench.arch import Arch, Workload
-    from latbench.profile import measure_specs, worker_id
+    from latbench.db import default_worker
+    from latbench.profile import measure_specs
     from latbench.specs import EncoderSpec
     from latbench.timing import ProtocolSettings
 
@@ -245,7 +247,7 @@ def cmd_measure(args: argparse.Namespace) -> int:
         db = MeasurementDB(args.db)  # opened first: a bad --db fails before any measuring
     try:
         settings = ProtocolSettings(samples=args.samples, min_samples=min(16, args.samples))
-        (m,) = measure_specs(backend, target, fingerprint, [spec], settings, worker=worker_id())
+        (m,) = measure_specs(backend, target, fingerprint, [spec], settings, worker=default_worker())
         if db is not None:
             db.add([m])
     finally:

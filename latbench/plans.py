@@ -135,9 +135,12 @@ class Plan:
                 specs[OpSpec("embedding", workload, hidden, vocab_size=self.space.vocab_size)] = None
         rng = random.Random(self.seed)
         workloads = self.space.workloads()
-        for _ in range(self.encoders):
-            specs[EncoderSpec(self.space.sample_arch(rng), rng.choice(workloads))] = None
-        return list(specs)
+        encoders: dict[EncoderSpec, None] = {}
+        for _ in range(100 * self.encoders):  # distinct draws; a tiny space may have fewer
+            if len(encoders) == self.encoders:
+                break
+            encoders[EncoderSpec(self.space.sample_arch(rng), rng.choice(workloads))] = None
+        return list(specs) + list(encoders)
 
 
 def _workload_size(w: Workload) -> int:

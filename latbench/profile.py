@@ -10,8 +10,6 @@ most the chunk in flight, and a rerun measures only what is missing.
 
 from __future__ import annotations
 
-import os
-import socket
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -26,10 +24,6 @@ from latbench.timing import Clock, ProtocolSettings, measure_group
 
 #: Called after each chunk with (specs done in this chunk, label of the last one).
 Progress = Callable[[int, str], None]
-
-
-def worker_id() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 def measure_specs(
@@ -48,10 +42,7 @@ def measure_specs(
     try:
         for spec in specs:
             prepared.append(backend.prepare(spec, target))
-        timers = {p.timer() for p in prepared} - {None}
-        if len(timers) > 1:
-            raise AssertionError("specs of one group must share one timer")
-        sampled = measure_group(prepared, settings, clock=clock, timer=next(iter(timers), None))
+        sampled = measure_group(prepared, settings, clock=clock, timers=[p.timer() for p in prepared])
         now = datetime.now(timezone.utc).isoformat(timespec="seconds")
         return [
             Measurement(
@@ -100,7 +91,9 @@ def run_profile(
 ) -> ProfileResult:
     """Measure every spec of ``specs`` not yet in ``db`` for this target and fingerprint."""
     start = time.perf_counter()
-    worker = worker_id()
+    from latbench.db import default_worker
+
+    worker = default_worker()
     done = db.measured_keys(target.key, fingerprint.key)
     already = sum(1 for s in specs if s.key in done)
     measured = unstable = 0

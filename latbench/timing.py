@@ -86,8 +86,9 @@ def clock_timer(clock: Clock) -> Timer:
 
 
 class _Item:
-    def __init__(self, fn: Callable[[], object]) -> None:
+    def __init__(self, fn: Callable[[], object], timer: Timer) -> None:
         self.fn = fn
+        self.timer = timer
         self.iterations = 1
         self.samples_per_round = 1
         self.times_s: list[float] = []
@@ -99,18 +100,24 @@ def measure_group(
     settings: ProtocolSettings | None = None,
     *,
     clock: Clock = time.perf_counter,
-    timer: Timer | None = None,
+    timers: Sequence[Timer | None] | None = None,
 ) -> list[Sampled]:
-    """Run the protocol over ``fns`` (one callable = one inference of one spec)."""
+    """Run the protocol over ``fns`` (one callable = one inference of one spec).
+
+    ``timers`` gives each callable its own timer (``None``: the clock around the calls).
+    """
     settings = settings or ProtocolSettings()
-    timer = timer or clock_timer(clock)
-    items = [_Item(fn) for fn in fns]
+    default = clock_timer(clock)
+    timers = list(timers) if timers is not None else [None] * len(fns)
+    if len(timers) != len(fns):
+        raise ValueError("give one timer (or None) per callable")
+    items = [_Item(fn, timer or default) for fn, timer in zip(fns, timers, strict=True)]
     if not items:
         return []
 
     for item in items:
-        _warm_up(item, settings, timer)
-        per_iteration_s = _calibrate(item, settings, timer)
+        _warm_up(item, settings)
+        per_iteration_s = _calibrate(item, settings)
         # Budget: a spec whose samples are slow gets fewer (never under min_samples).
         sample_s = per_iteration_s * item.iterations
         affordable = int(settings.max_spec_s / sample_s) if sample_s > 0 else settings.samples
@@ -121,12 +128,12 @@ def measure_group(
     gc.collect()
     gc.disable()  # a collection inside a timed block is noise, not the model's latency
     try:
-        _run_rounds(items, settings.rounds, timer)
+        _run_rounds(items, settings.rounds)
         for _ in range(settings.max_extensions):
             unstable = [it for it in items if Stats.of(it.times_s).iqr_ratio > settings.max_iqr_ratio]
             if not unstable:
                 break
-            _run_rounds(unstable, settings.rounds, timer)
+            _run_rounds(unstable, settings.rounds)
     finally:
         if gc_was_enabled:
             gc.enable()
@@ -142,19 +149,19 @@ def measure_group(
     ]
 
 
-def _warm_up(item: _Item, settings: ProtocolSettings, timer: Timer) -> None:
+def _warm_up(item: _Item, settings: ProtocolSettings) -> None:
     # Elapsed time is what the timer reports, so device timers (whose work the host
     # clock does not see) warm up for as long as a host-timed backend does.
     runs, elapsed = 0, 0.0
     while runs < settings.warmup_min_iters or elapsed < settings.warmup_min_s:
-        elapsed += timer(item.fn, 1)
+        elapsed += item.timer(item.fn, 1)
         runs += 1
 
 
-def _calibrate(item: _Item, settings: ProtocolSettings, timer: Timer) -> float:
+def _calibrate(item: _Item, settings: ProtocolSettings) -> float:
     """Choose iterations per sample so that one sample lasts at least ``min_sample_s``."""
     n = 1
-    elapsed = timer(item.fn, n)
+    elapsed = item.timer(item.fn, n)
     while elapsed < settings.min_sample_s and n < settings.max_iterations_per_sample:
         if elapsed > 0:
             # aim 20% over the threshold, but at least double, so this converges fast
@@ -162,15 +169,15 @@ def _calibrate(item: _Item, settings: ProtocolSettings, timer: Timer) -> float:
         else:
             n *= 10  # below the clock's resolution
         n = min(n, settings.max_iterations_per_sample)
-        elapsed = timer(item.fn, n)
+        elapsed = item.timer(item.fn, n)
     item.iterations = n
     return elapsed / n
 
 
-def _run_rounds(items: list[_Item], rounds: int, timer: Timer) -> None:
+def _run_rounds(items: list[_Item], rounds: int) -> None:
     for r in range(rounds):
         shift = r % len(items)
         for item in items[shift:] + items[:shift]:  # rotate: nobody always goes first
             for _ in range(item.samples_per_round):
-                item.times_s.append(timer(item.fn, item.iterations) / item.iterations)
+                item.times_s.append(item.timer(item.fn, item.iterations) / item.iterations)
             item.rounds += 1

@@ -97,7 +97,7 @@ def test_custom_timer_replaces_the_clock() -> None:
         calls.append(iterations)
         return 0.004 * iterations  # e.g. device events: 4 ms per inference
 
-    (result,) = measure_group([lambda: None], FAST, clock=FakeClock(), timer=timer)
+    (result,) = measure_group([lambda: None], FAST, clock=FakeClock(), timers=[timer])
     assert result.stats.median_s == pytest.approx(0.004)
     assert calls
 

@@ -1,0 +1,246 @@
+"""The `latbench` command, as a user runs it: real processes, real backends, tiny plans."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from latbench.cli import main
+from latbench.db import MeasurementDB
+
+TINY_PLAN = """
+name = "tiny"
+encoders = 2
+contexts = ["model"]
+[space]
+hidden = [32, 64]
+heads = [2]
+ffn_ratios = [2.0]
+seq_lens = [8]
+layers = [1, 2]
+vocab_size = 64
+"""
+TINY_SPECS = 21  # 2 blocks + 17 operators + 2 encoders
+LONGER_PLAN = TINY_PLAN.replace("hidden = [32, 64]", "hidden = [32, 64, 96, 128]").replace(
+    "seq_lens = [8]", "seq_lens = [8, 16]"
+)
+
+
+def latbench(*args: str, env: dict[str, str] | None = None, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "latbench.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def spawn(*args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "latbench.cli", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
+@pytest.fixture
+def plan(tmp_path: Path) -> Path:
+    path = tmp_path / "tiny.toml"
+    path.write_text(TINY_PLAN)
+    return path
+
+
+def assert_user_error(result: subprocess.CompletedProcess[str] | tuple[int, str], *needles: str) -> None:
+    code, err = (result.returncode, result.stderr) if not isinstance(result, tuple) else result
+    assert code == 2, err
+    assert "Traceback" not in err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("latbench: error: "), err
+    for needle in needles:
+        assert needle in lines[0]
+
+
+def run_main(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
+    code = main(list(args))
+    return code, capsys.readouterr().err
+
+
+def test_devices_lists_both_cpu_targets_with_the_fingerprint() -> None:
+    result = latbench("devices", "--json")
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    available = {row["target"]: row["available"] for row in data["targets"]}
+    assert available["torch-cpu"] and available["onnxruntime-cpu"]
+    assert data["fingerprint"]["physical_cores"] >= 1
+    assert "onnxruntime" in data["fingerprint"]["libraries"]
+    table = latbench("devices")
+    assert table.returncode == 0 and "onnxruntime-cpu" in table.stdout and "fingerprint" in table.stdout
+
+
+def test_profile_then_rerun_measures_nothing_new_then_export(plan: Path, tmp_path: Path) -> None:
+    db = tmp_path / "m.db"
+    args = ("profile", "--target", "onnxruntime-cpu:threads=1", "--plan", str(plan), "--db", str(db), "--samples", "8")
+    first = latbench(*args)
+    assert first.returncode == 0, first.stderr
+    assert f"measured {TINY_SPECS} new specs" in first.stdout
+    second = latbench(*args)
+    assert second.returncode == 0, second.stderr
+    assert f"measured 0 new specs" in second.stdout and f"{TINY_SPECS} were already" in second.stdout
+    with MeasurementDB(db) as database:
+        rows = database.measurements()
+    assert len(rows) == TINY_SPECS
+    blocks = [m for m in rows if m.spec.kind == "block"]
+    assert blocks and all(m.kernels for m in blocks)  # ORT's per-kernel breakdown is stored
+    assert all(m.target.get("threads") == 1 and m.fingerprint.library("onnxruntime") for m in rows)
+    for fmt in ("csv", "parquet"):
+        out = tmp_path / f"m.{fmt}"
+        exported = latbench("export", "--db", str(db), "--out", str(out))
+        assert exported.returncode == 0 and out.stat().st_size > 0, exported.stderr
+
+
+def test_profile_dry_run_lists_specs_without_a_database(plan: Path, tmp_path: Path) -> None:
+    result = latbench("profile", "--target", "torch-cpu", "--plan", str(plan), "--db", str(tmp_path / "x.db"), "--dry-run")
+    assert result.returncode == 0, result.stderr
+    assert f"{TINY_SPECS} specs" in result.stdout and "block[" in result.stdout
+    assert not (tmp_path / "x.db").exists()
+
+
+def test_measure_prints_a_table_and_json_and_stores_on_request(tmp_path: Path) -> None:
+    arch = '{"layers": 2, "hidden": 64, "heads": 4, "ffn": 128, "vocab_size": 100}'
+    table = latbench("measure", "--target", "torch-cpu", "--arch", arch, "--seq", "16", "--samples", "8")
+    assert table.returncode == 0, table.stderr
+    assert "median (ms)" in table.stdout
+    db = tmp_path / "m.db"
+    result = latbench(
+        "measure", "--target", "onnxruntime-cpu", "--arch", arch, "--seq", "16", "--samples", "8", "--json", "--db", str(db)
+    )
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["median_ms"] > 0 and data["samples"] >= 8 and data["kernels"]
+    with MeasurementDB(db) as database:
+        assert database.count(kind="encoder") == 1
+
+
+def test_measure_reads_a_hugging_face_config(tmp_path: Path) -> None:
+    transformers = pytest.importorskip("transformers")
+    config = transformers.BertConfig(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128, vocab_size=100)
+    config.save_pretrained(tmp_path / "bert")
+    result = latbench("measure", "--target", "torch-cpu", "--hf-config", str(tmp_path / "bert"), "--seq", "16", "--samples", "8", "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["arch"]["heads"] == [4, 4]
+
+
+def test_user_mistakes_are_one_line_errors(capsys: pytest.CaptureFixture[str], tmp_path: Path, plan: Path) -> None:
+    bad_arch = '{"layers": 2, "hidden": 100, "heads": 3, "ffn": 128}'
+    assert_user_error(run_main(capsys, "measure", "--target", "torch-cpu", "--arch", bad_arch), "not divisible by 3 heads")
+    assert_user_error(
+        run_main(capsys, "measure", "--target", "torch-cpu", "--arch", '{"layers": 2, "hidden": 0, "heads": 1, "ffn": 1}'),
+        "hidden must be a positive integer",
+    )
+    assert_user_error(run_main(capsys, "measure", "--target", "torch-cpu", "--arch", "{not json"), "malformed")
+    assert_user_error(run_main(capsys, "profile", "--target", "tpu-v9", "--plan", "quick", "--dry-run"), "unknown target 'tpu-v9'")
+    assert_user_error(run_main(capsys, "profile", "--target", "torch-cpu:warp=9", "--dry-run"), "unknown setting(s) warp")
+    assert_user_error(run_main(capsys, "profile", "--target", "torch-cpu", "--plan", "huge"), "unknown plan 'huge'")
+    broken = tmp_path / "broken.toml"
+    broken.write_text("[space\nhidden = [")
+    assert_user_error(run_main(capsys, "profile", "--target", "torch-cpu", "--plan", str(broken)), "not valid TOML")
+    hf = tmp_path / "config.json"
+    hf.write_text('{"model_type": "gpt2", "n_embd": 64}')
+    assert_user_error(run_main(capsys, "measure", "--target", "torch-cpu", "--hf-config", str(hf)), "lacks")
+    corrupt = tmp_path / "corrupt.db"
+    corrupt.write_bytes(b"this is not a database" * 100)
+    assert_user_error(
+        run_main(capsys, "profile", "--target", "torch-cpu", "--plan", str(plan), "--db", str(corrupt)), "corrupt.db"
+    )
+    assert corrupt.read_bytes() == b"this is not a database" * 100  # left untouched
+    assert_user_error(
+        run_main(capsys, "profile", "--target", "torch-cpu", "--plan", str(plan), "--db", "postgresql://u:secret@127.0.0.1:1/x"),
+        "cannot connect",
+    )
+    assert "secret" not in capsys.readouterr().err
+    assert_user_error(run_main(capsys, "export", "--db", str(tmp_path / "none.db"), "--out", str(tmp_path / "x.csv")))
+
+
+def test_the_whole_cli_error_path_in_a_real_process() -> None:
+    result = latbench("measure", "--target", "torch-cpu", "--arch", '{"layers": 1, "hidden": 10, "heads": 3, "ffn": 4}')
+    assert_user_error(result, "not divisible")
+
+
+def _count_rows(db: Path) -> int:
+    try:
+        with sqlite3.connect(db, timeout=30) as conn:
+            return conn.execute("select count(*) from measurements").fetchone()[0]
+    except sqlite3.OperationalError:
+        return 0
+
+
+@pytest.mark.slow
+def test_kill_9_loses_nothing_already_measured_and_a_rerun_completes(tmp_path: Path) -> None:
+    plan = tmp_path / "longer.toml"
+    plan.write_text(LONGER_PLAN)
+    db = tmp_path / "m.db"
+    args = ("profile", "--target", "onnxruntime-cpu:threads=1", "--plan", str(plan), "--db", str(db), "--samples", "8", "--chunk", "2")
+    proc = spawn(*args)
+    deadline = time.monotonic() + 120
+    while _count_rows(db) < 4 and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate()
+    saved = _count_rows(db)
+    assert saved >= 4
+    rerun = latbench(*args)
+    assert rerun.returncode == 0, rerun.stderr
+    with MeasurementDB(db) as database:
+        rows = database.measurements()
+        assert database.claimed() == {}
+    keys = [m.spec.key for m in rows]
+    assert len(keys) == len(set(keys))  # nothing measured twice
+    assert f"{saved} were already in the database" in rerun.stdout or saved == len(keys)
+    assert f"measured {len(keys) - saved} new specs" in rerun.stdout
+
+
+@pytest.mark.slow
+def test_sigterm_stops_cleanly_with_exit_130(tmp_path: Path) -> None:
+    plan = tmp_path / "longer.toml"
+    plan.write_text(LONGER_PLAN)
+    db = tmp_path / "m.db"
+    proc = spawn("profile", "--target", "torch-cpu:threads=1", "--plan", str(plan), "--db", str(db), "--samples", "8", "--chunk", "2")
+    deadline = time.monotonic() + 120
+    while _count_rows(db) < 2 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "rerun to continue" in err and "Traceback" not in err
+    with MeasurementDB(db) as database:
+        assert database.claimed() == {}
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+def test_two_processes_profile_into_postgres_at_once(postgres_db_url: str, tmp_path: Path) -> None:
+    plan = tmp_path / "longer.toml"
+    plan.write_text(LONGER_PLAN)
+    args = ("profile", "--target", "onnxruntime-cpu:threads=1", "--plan", str(plan), "--db", postgres_db_url, "--samples", "8", "--chunk", "2")
+    procs = [spawn(*args), spawn(*args)]
+    outputs = [p.communicate(timeout=600) for p in procs]
+    for proc, (out, err) in zip(procs, outputs):
+        assert proc.returncode == 0, err
+    dry = latbench("profile", "--target", "onnxruntime-cpu:threads=1", "--plan", str(plan), "--dry-run")
+    planned = int(dry.stdout.split(" specs")[0].rsplit(" ", 1)[1])
+    with MeasurementDB(postgres_db_url) as database:
+        rows = database.measurements()
+        assert database.claimed() == {}
+    keys = [m.spec.key for m in rows]
+    assert len(keys) == planned == len(set(keys))  # nothing lost, nothing duplicated
+    by_worker = {m.worker for m in rows}
+    assert len(by_worker) == 2, "both processes should have measured part of the plan"
+    measured = [int(out.split("measured ")[1].split(" new")[0]) for out, _ in outputs]
+    assert sum(measured) == planned
