@@ -50,11 +50,19 @@ def build_parser() -> argparse.ArgumentParser:
         "database at once; they split the work.",
     )
     p.add_argument("--target", required=True, help="target, e.g. onnxruntime-cpu or torch-cpu:threads=1")
-    p.add_argument("--plan", default="quick", help="built-in plan (quick, standard) or a .toml plan file [quick]")
-    p.add_argument("--db", default=_db_default(), help="SQLite path or SQLAlchemy URL [$LATBENCH_DB or latbench.db]")
+    p.add_argument(
+        "--plan", default="quick", help="built-in plan (quick, standard) or a .toml plan file [quick]"
+    )
+    p.add_argument(
+        "--db", default=_db_default(), help="SQLite path or SQLAlchemy URL [$LATBENCH_DB or latbench.db]"
+    )
     p.add_argument("--chunk", type=int, default=8, help="specs measured together, interleaved [8]")
-    p.add_argument("--samples", type=int, default=64, help="samples per spec (fewer only for slow specs) [64]")
-    p.add_argument("--limit", type=int, default=0, help="measure at most this many specs of the plan (0: all)")
+    p.add_argument(
+        "--samples", type=int, default=64, help="samples per spec (fewer only for slow specs) [64]"
+    )
+    p.add_argument(
+        "--limit", type=int, default=0, help="measure at most this many specs of the plan (0: all)"
+    )
     p.add_argument("--dry-run", action="store_true", help="print what would be measured and exit")
 
     p = sub.add_parser(
@@ -64,8 +72,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--target", required=True, help="target, e.g. onnxruntime-cpu")
     src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--arch", help='architecture JSON or a path to one, e.g. \'{"layers":4,"hidden":256,"heads":4,"ffn":1024}\'')
-    src.add_argument("--hf-config", help="a Hugging Face config.json (BERT, RoBERTa, DistilBERT...) or its folder")
+    src.add_argument(
+        "--arch",
+        help='architecture JSON or a path to one, e.g. \'{"layers":4,"hidden":256,"heads":4,"ffn":1024}\'',
+    )
+    src.add_argument(
+        "--hf-config", help="a Hugging Face config.json (BERT, RoBERTa, DistilBERT...) or its folder"
+    )
     p.add_argument("--batch", type=int, default=1, help="batch size [1]")
     p.add_argument("--seq", type=int, default=128, help="sequence length [128]")
     p.add_argument("--precision", default="fp32", help="fp32, bf16... as the target supports [fp32]")
@@ -94,7 +107,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"latbench: error: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
-        print("latbench: interrupted; everything measured so far is saved, rerun to continue", file=sys.stderr)
+        print(
+            "latbench: interrupted; everything measured so far is saved, rerun to continue", file=sys.stderr
+        )
         return 130
     finally:
         signal.signal(signal.SIGTERM, previous)
@@ -145,14 +160,16 @@ def cmd_devices(args: argparse.Namespace) -> int:
             settings = str(backend.normalize(Target(backend.name))) if availability.available else ""
         except _Err as exc:
             settings = f"(invalid defaults: {exc})"
-        rows.append({
-            "target": backend.name,
-            "device": backend.device,
-            "available": availability.available,
-            "reason": availability.reason,
-            "default": settings,
-            "description": backend.description,
-        })
+        rows.append(
+            {
+                "target": backend.name,
+                "device": backend.device,
+                "available": availability.available,
+                "reason": availability.reason,
+                "default": settings,
+                "description": backend.description,
+            }
+        )
     fingerprint = collect()
     if args.json:
         print(json.dumps({"targets": rows, "fingerprint": fingerprint.to_dict()}, indent=2))
@@ -201,8 +218,17 @@ def cmd_profile(args: argparse.Namespace) -> int:
     fingerprint = _fingerprint(backend)
     with MeasurementDB(args.db) as db:
         todo = len(specs) - len({s.key for s in specs} & db.measured_keys(target.key, fingerprint.key))
-        console.print(f"plan {plan.name}: {len(specs)} specs ({counts}) on {target}; {todo} to measure → {db.url}")
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+        console.print(
+            f"plan {plan.name}: {len(specs)} specs ({counts}) on {target}; {todo} to measure → {db.url}"
+        )
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
 
         with Progress(
             TextColumn("[bold]profiling"),
@@ -220,7 +246,9 @@ def cmd_profile(args: argparse.Namespace) -> int:
             def progress(n: int, label: str) -> None:
                 bar.update(task, advance=n, description=label)
 
-            result = run_profile(specs, backend, target, fingerprint, db, settings, chunk_size=args.chunk, progress=progress)
+            result = run_profile(
+                specs, backend, target, fingerprint, db, settings, chunk_size=args.chunk, progress=progress
+            )
     console.print(
         f"measured {result.measured} new specs in {result.elapsed_s:.0f} s "
         f"({result.already_measured} were already in the database; {result.unstable} flagged unstable)"

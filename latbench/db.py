@@ -95,9 +95,7 @@ measurements_table = sa.Table(
     sa.Column("kernels_json", sa.Text, nullable=False),
     sa.Column("measured_at", sa.String(40), nullable=False),
     sa.Column("latbench_version", sa.String(32), nullable=False),
-    sa.UniqueConstraint(
-        "spec_key", "target_key", "fingerprint_key", name="uq_measurement_identity"
-    ),
+    sa.UniqueConstraint("spec_key", "target_key", "fingerprint_key", name="uq_measurement_identity"),
     sa.Index("ix_measurements_target_fingerprint", "target_key", "fingerprint_key"),
 )
 
@@ -186,9 +184,7 @@ def _spec_columns(spec: Spec) -> dict[str, Any]:
         "context": None,
     }
     if isinstance(spec, OpSpec):
-        cols.update(
-            op=spec.op, hidden=spec.hidden or None, heads=spec.heads or None, ffn=spec.ffn or None
-        )
+        cols.update(op=spec.op, hidden=spec.hidden or None, heads=spec.heads or None, ffn=spec.ffn or None)
     elif isinstance(spec, BlockSpec):
         cols.update(
             hidden=spec.layer.hidden,
@@ -325,9 +321,7 @@ class MeasurementDB:
                 "create it first or pass another --db"
             )
         if path.is_dir():
-            raise DatabaseError(
-                f"measurement database {path} is a directory; pass a file path as --db"
-            )
+            raise DatabaseError(f"measurement database {path} is a directory; pass a file path as --db")
         if not create and not path.exists():
             raise DatabaseError(
                 f"no measurement database at {path}; run `latbench profile --db {path}` first "
@@ -447,10 +441,7 @@ class MeasurementDB:
             lowered = reason.lower()
             where = f"cannot open measurement database {self._display}"
             if "not a database" in lowered or "malformed" in lowered:
-                return (
-                    f"{where}: file is not a database (corrupt, or not a latbench database); "
-                    f"{_FIX_DB}"
-                )
+                return f"{where}: file is not a database (corrupt, or not a latbench database); {_FIX_DB}"
             if "locked" in lowered or "busy" in lowered:
                 return (
                     f"{where}: the database stayed locked by another process for "
@@ -469,10 +460,7 @@ class MeasurementDB:
             return f"{where}: authentication failed; check the user and password in the URL"
         m = re.search(r'database "([^"]+)" does not exist', reason)
         if m:
-            return (
-                f"{where}: database {m.group(1)!r} does not exist; "
-                "create it (createdb) or fix the URL"
-            )
+            return f"{where}: database {m.group(1)!r} does not exist; create it (createdb) or fix the URL"
         if "timeout" in lowered:
             return f"{where}: connection timed out; check the host and port in the URL"
         if "translate host name" in lowered or "name or service not known" in lowered:
@@ -577,17 +565,13 @@ class MeasurementDB:
             return 0
         rows = [_row_of(m) for m in measurements]
         t = measurements_table
-        stmt = (
-            self._insert(t).on_conflict_do_nothing(index_elements=list(_IDENTITY)).returning(t.c.id)
-        )
+        stmt = self._insert(t).on_conflict_do_nothing(index_elements=list(_IDENTITY)).returning(t.c.id)
         with self._translating(), self._write(serialize=worker is not None) as conn:
             added = len(conn.execute(stmt, rows).all())
             if worker is not None:
                 groups: dict[tuple[str, str], list[str]] = {}
                 for row in rows:
-                    groups.setdefault((row["target_key"], row["fingerprint_key"]), []).append(
-                        row["spec_key"]
-                    )
+                    groups.setdefault((row["target_key"], row["fingerprint_key"]), []).append(row["spec_key"])
                 c = claims_table.c
                 for (target_key, fingerprint_key), keys in groups.items():
                     for chunk in _chunks(_unique(keys)):
@@ -697,16 +681,12 @@ class MeasurementDB:
         with self._translating(), self._write() as conn:
             conn.execute(claims_table.delete().where(claims_table.c.worker == worker))
 
-    def claimed(
-        self, target_key: str | None = None, fingerprint_key: str | None = None
-    ) -> dict[str, str]:
+    def claimed(self, target_key: str | None = None, fingerprint_key: str | None = None) -> dict[str, str]:
         """Current claims as ``{spec_key: worker}`` (stale ones included until the next claim)."""
         c = claims_table.c
         with self._translating(), self._read() as conn:
             rows = conn.execute(
-                sa.select(c.spec_key, c.worker).where(
-                    *self._where(claims_table, target_key, fingerprint_key)
-                )
+                sa.select(c.spec_key, c.worker).where(*self._where(claims_table, target_key, fingerprint_key))
             ).all()
         return {row.spec_key: row.worker for row in rows}
 
@@ -734,9 +714,7 @@ class MeasurementDB:
         t = measurements_table
         with self._translating(), self._read() as conn:
             rows = conn.execute(
-                sa.select(t)
-                .where(*self._where(t, target_key, fingerprint_key, kind))
-                .order_by(t.c.id)
+                sa.select(t).where(*self._where(t, target_key, fingerprint_key, kind)).order_by(t.c.id)
             ).all()
         result = []
         for row in rows:
@@ -819,15 +797,11 @@ class MeasurementDB:
         dest = Path(path)
         fmt = _export_format(dest, fmt)
         if not dest.parent.is_dir():
-            raise ConfigError(
-                f"cannot write {dest}: directory {dest.parent} does not exist; create it first"
-            )
+            raise ConfigError(f"cannot write {dest}: directory {dest.parent} does not exist; create it first")
         t = measurements_table
         with self._translating(), self._read() as conn:
             rows = conn.execute(
-                sa.select(t)
-                .where(*self._where(t, target_key, fingerprint_key, kind))
-                .order_by(t.c.id)
+                sa.select(t).where(*self._where(t, target_key, fingerprint_key, kind)).order_by(t.c.id)
             ).all()
 
         fields = []
@@ -848,9 +822,7 @@ class MeasurementDB:
             fields.append(pa.field(name, arrow_type, nullable=col.nullable or col.primary_key))
             columns[name] = values
         schema = pa.schema(fields)
-        table = pa.table(
-            {f.name: pa.array(columns[f.name], type=f.type) for f in fields}, schema=schema
-        )
+        table = pa.table({f.name: pa.array(columns[f.name], type=f.type) for f in fields}, schema=schema)
 
         fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
         os.close(fd)
@@ -875,8 +847,7 @@ def _export_format(dest: Path, fmt: str | None) -> str:
         found = EXPORT_FORMATS.get(dest.suffix.lower())
         if found is None:
             raise ConfigError(
-                f"cannot tell the export format of {dest}; "
-                "name it .csv or .parquet, or pass the format"
+                f"cannot tell the export format of {dest}; name it .csv or .parquet, or pass the format"
             )
         return found
     lowered = fmt.lower().lstrip(".")

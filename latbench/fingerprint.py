@@ -126,7 +126,7 @@ def physical_cores() -> int:
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     try:
         siblings = set()
-        for cpu in (os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else range(usable)):
+        for cpu in os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else range(usable):
             path = f"/sys/devices/system/cpu/cpu{cpu}/topology/thread_siblings_list"
             with open(path) as f:
                 siblings.add(f.read().strip())

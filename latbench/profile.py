@@ -106,11 +106,15 @@ def run_profile(
             progressed = False
             for i in range(0, len(pending), chunk_size):
                 chunk = pending[i : i + chunk_size]
-                mine = set(db.claim([s.key for s in chunk], target.key, fingerprint.key, worker, lease_s=lease_s))
+                mine = set(
+                    db.claim([s.key for s in chunk], target.key, fingerprint.key, worker, lease_s=lease_s)
+                )
                 chunk = [s for s in chunk if s.key in mine]
                 if not chunk:
                     continue
-                results = measure_specs(backend, target, fingerprint, chunk, settings, clock=clock, worker=worker)
+                results = measure_specs(
+                    backend, target, fingerprint, chunk, settings, clock=clock, worker=worker
+                )
                 db.add(results, worker=worker)
                 measured += len(results)
                 unstable += sum(not m.stable for m in results)

@@ -110,7 +110,9 @@ class Backend(ABC):
         unknown = sorted(set(given) - set(self.SETTINGS))
         if unknown:
             valid = ", ".join(sorted(self.SETTINGS)) or "none"
-            raise ConfigError(f"unknown setting(s) {', '.join(unknown)} for target {self.name}; valid: {valid}")
+            raise ConfigError(
+                f"unknown setting(s) {', '.join(unknown)} for target {self.name}; valid: {valid}"
+            )
         for key, setting in self.SETTINGS.items():
             value = given.get(key, setting.default)
             if value is None:

@@ -79,14 +79,27 @@ class OnnxRuntimeCPUBackend(Backend):
         model = export_onnx(built)
         feeds = {name: x.numpy() for name, x in zip(built.input_names, built.inputs, strict=True)}
         try:
-            session = ort.InferenceSession(model, self.session_options(target), providers=["CPUExecutionProvider"])
+            session = ort.InferenceSession(
+                model, self.session_options(target), providers=["CPUExecutionProvider"]
+            )
         except Exception as exc:  # ORT raises its own exception types
-            raise TargetUnavailableError(f"onnxruntime could not load the graph of {spec.label}: {exc}") from exc
+            raise TargetUnavailableError(
+                f"onnxruntime could not load the graph of {spec.label}: {exc}"
+            ) from exc
         if session.get_providers()[0] != "CPUExecutionProvider":
-            raise TargetUnavailableError(f"onnxruntime ran {spec.label} on {session.get_providers()}, not the CPU")
+            raise TargetUnavailableError(
+                f"onnxruntime ran {spec.label} on {session.get_providers()}, not the CPU"
+            )
         profile_kernels = bool(target.get("kernels")) and not isinstance(spec, OpSpec)
         return OrtPrepared(
-            self, target, model, session, feeds, time.perf_counter() - start, built.instances_per_call, profile_kernels
+            self,
+            target,
+            model,
+            session,
+            feeds,
+            time.perf_counter() - start,
+            built.instances_per_call,
+            profile_kernels,
         )
 
 
@@ -136,7 +149,9 @@ class OrtPrepared(Prepared):
         self.binding = None
 
 
-def aggregate_kernel_events(events: list[dict[str, Any]], *, skip_runs: int, instances: int) -> tuple[KernelTime, ...]:
+def aggregate_kernel_events(
+    events: list[dict[str, Any]], *, skip_runs: int, instances: int
+) -> tuple[KernelTime, ...]:
     """Sum ORT profiler node events by kernel type, per run and per spec instance.
 
     Runs are the ``model_run`` session events; node events are assigned to the run whose

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from typing import ClassVar
 
@@ -32,10 +33,10 @@ class TorchCPUBackend(Backend):
 
         self.check_spec(spec)
         torch.set_num_threads(int(target.get("threads")))  # type: ignore[arg-type]
-        try:
+        # Inter-op threads can only be set before the first inter-op parallel work; when that
+        # has happened already, what was set first (1, by an earlier prepare) stays.
+        with contextlib.suppress(RuntimeError):
             torch.set_num_interop_threads(1)
-        except RuntimeError:
-            pass  # can only be set before the first inter-op parallel work; 1 is what we want anyway
         start = time.perf_counter()
         built = build(spec)
         module = built.module.requires_grad_(False)  # no autograd bookkeeping, no context needed

@@ -26,7 +26,15 @@ from latbench.specs import BlockSpec, EncoderSpec, OpSpec, layer_ops
 from latbench.target import Target
 from latbench.timing import ProtocolSettings
 
-TINY = ProtocolSettings(warmup_min_s=0.0, warmup_min_iters=1, min_sample_s=0.0005, samples=8, min_samples=4, rounds=2, max_extensions=0)
+TINY = ProtocolSettings(
+    warmup_min_s=0.0,
+    warmup_min_iters=1,
+    min_sample_s=0.0005,
+    samples=8,
+    min_samples=4,
+    rounds=2,
+    max_extensions=0,
+)
 W = Workload(1, 16)
 LAYER = LayerShape(64, 4, 128)
 SPECS = [

@@ -27,7 +27,13 @@ class FakeClock:
 class FakeRun:
     """A callable 'inference' that takes ``durations_s`` (cycled) of fake time per call."""
 
-    def __init__(self, clock: FakeClock, durations_s: float | Iterable[float], name: str = "", log: list[str] | None = None) -> None:
+    def __init__(
+        self,
+        clock: FakeClock,
+        durations_s: float | Iterable[float],
+        name: str = "",
+        log: list[str] | None = None,
+    ) -> None:
         self.clock = clock
         values = [durations_s] if isinstance(durations_s, (int, float)) else list(durations_s)
         self._durations: Callable[[], float] = cycle(values).__next__

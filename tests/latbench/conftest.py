@@ -23,9 +23,7 @@ def postgres_server_url() -> str:
     the test when the variable is not set."""
     url = os.environ.get(POSTGRES_ENV)
     if not url:
-        pytest.skip(
-            f'{POSTGRES_ENV} is not set (eval "$(scripts/start-postgres)" to run PostgreSQL tests)'
-        )
+        pytest.skip(f'{POSTGRES_ENV} is not set (eval "$(scripts/start-postgres)" to run PostgreSQL tests)')
     from latbench.db import resolve_url
 
     return resolve_url(url)
@@ -38,9 +36,7 @@ def postgres_db_url(postgres_server_url: str) -> Iterator[str]:
     from sqlalchemy.engine import make_url
 
     name = f"latbench_test_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(
-        postgres_server_url, isolation_level="AUTOCOMMIT", poolclass=sa.NullPool
-    )
+    admin = sa.create_engine(postgres_server_url, isolation_level="AUTOCOMMIT", poolclass=sa.NullPool)
     try:
         with admin.connect() as conn:
             conn.exec_driver_sql(f'CREATE DATABASE "{name}"')

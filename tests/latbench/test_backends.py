@@ -11,7 +11,7 @@ from latbench.backends.torch_cpu import TorchCPUBackend
 from latbench.errors import ConfigError, TargetUnavailableError
 from latbench.specs import BlockSpec
 from latbench.target import Target
-from latbench.testing.backend_contract import LAYER, SPECS, W, BackendContract
+from latbench.testing.backend_contract import LAYER, SPECS, BackendContract, W
 
 
 class TestTorchCPU(BackendContract):
@@ -36,7 +36,7 @@ def test_ort_optimization_levels_all_run(level: str) -> None:
 
 
 def test_ort_rejects_an_unknown_optimization_level() -> None:
-    with pytest.raises(ConfigError, match="opt_level.*disable, basic, extended, all"):
+    with pytest.raises(ConfigError, match=r"opt_level.*disable, basic, extended, all"):
         OnnxRuntimeCPUBackend().normalize(Target.parse("onnxruntime-cpu:opt_level=max"))
 
 
@@ -77,7 +77,7 @@ def test_kernel_events_are_assigned_to_runs_and_warmup_is_dropped() -> None:
 def test_registry_lists_builtins_and_gives_one_line_errors() -> None:
     registry = default_registry()
     assert {"torch-cpu", "onnxruntime-cpu"} <= set(registry.names())
-    with pytest.raises(TargetUnavailableError, match="unknown target 'tpu-v9'.*known targets: "):
+    with pytest.raises(TargetUnavailableError, match=r"unknown target 'tpu-v9'.*known targets: "):
         registry.create("tpu-v9")
 
 

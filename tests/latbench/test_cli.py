@@ -34,7 +34,9 @@ LONGER_PLAN = TINY_PLAN.replace("hidden = [32, 64]", "hidden = [32, 64, 96, 128]
 )
 
 
-def latbench(*args: str, env: dict[str, str] | None = None, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+def latbench(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "latbench.cli", *args],
         capture_output=True,
@@ -46,7 +48,10 @@ def latbench(*args: str, env: dict[str, str] | None = None, timeout: float = 300
 
 def spawn(*args: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "latbench.cli", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        [sys.executable, "-m", "latbench.cli", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
 
 
@@ -86,13 +91,23 @@ def test_devices_lists_both_cpu_targets_with_the_fingerprint() -> None:
 
 def test_profile_then_rerun_measures_nothing_new_then_export(plan: Path, tmp_path: Path) -> None:
     db = tmp_path / "m.db"
-    args = ("profile", "--target", "onnxruntime-cpu:threads=1", "--plan", str(plan), "--db", str(db), "--samples", "8")
+    args = (
+        "profile",
+        "--target",
+        "onnxruntime-cpu:threads=1",
+        "--plan",
+        str(plan),
+        "--db",
+        str(db),
+        "--samples",
+        "8",
+    )
     first = latbench(*args)
     assert first.returncode == 0, first.stderr
     assert f"measured {TINY_SPECS} new specs" in first.stdout
     second = latbench(*args)
     assert second.returncode == 0, second.stderr
-    assert f"measured 0 new specs" in second.stdout and f"{TINY_SPECS} were already" in second.stdout
+    assert "measured 0 new specs" in second.stdout and f"{TINY_SPECS} were already" in second.stdout
     with MeasurementDB(db) as database:
         rows = database.measurements()
     assert len(rows) == TINY_SPECS
@@ -106,7 +121,9 @@ def test_profile_then_rerun_measures_nothing_new_then_export(plan: Path, tmp_pat
 
 
 def test_profile_dry_run_lists_specs_without_a_database(plan: Path, tmp_path: Path) -> None:
-    result = latbench("profile", "--target", "torch-cpu", "--plan", str(plan), "--db", str(tmp_path / "x.db"), "--dry-run")
+    result = latbench(
+        "profile", "--target", "torch-cpu", "--plan", str(plan), "--db", str(tmp_path / "x.db"), "--dry-run"
+    )
     assert result.returncode == 0, result.stderr
     assert f"{TINY_SPECS} specs" in result.stdout and "block[" in result.stdout
     assert not (tmp_path / "x.db").exists()
@@ -119,7 +136,18 @@ def test_measure_prints_a_table_and_json_and_stores_on_request(tmp_path: Path) -
     assert "median (ms)" in table.stdout
     db = tmp_path / "m.db"
     result = latbench(
-        "measure", "--target", "onnxruntime-cpu", "--arch", arch, "--seq", "16", "--samples", "8", "--json", "--db", str(db)
+        "measure",
+        "--target",
+        "onnxruntime-cpu",
+        "--arch",
+        arch,
+        "--seq",
+        "16",
+        "--samples",
+        "8",
+        "--json",
+        "--db",
+        str(db),
     )
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
@@ -130,46 +158,95 @@ def test_measure_prints_a_table_and_json_and_stores_on_request(tmp_path: Path) -
 
 def test_measure_reads_a_hugging_face_config(tmp_path: Path) -> None:
     transformers = pytest.importorskip("transformers")
-    config = transformers.BertConfig(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128, vocab_size=100)
+    config = transformers.BertConfig(
+        hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128, vocab_size=100
+    )
     config.save_pretrained(tmp_path / "bert")
-    result = latbench("measure", "--target", "torch-cpu", "--hf-config", str(tmp_path / "bert"), "--seq", "16", "--samples", "8", "--json")
+    result = latbench(
+        "measure",
+        "--target",
+        "torch-cpu",
+        "--hf-config",
+        str(tmp_path / "bert"),
+        "--seq",
+        "16",
+        "--samples",
+        "8",
+        "--json",
+    )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["arch"]["heads"] == [4, 4]
 
 
-def test_user_mistakes_are_one_line_errors(capsys: pytest.CaptureFixture[str], tmp_path: Path, plan: Path) -> None:
+def test_user_mistakes_are_one_line_errors(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, plan: Path
+) -> None:
     bad_arch = '{"layers": 2, "hidden": 100, "heads": 3, "ffn": 128}'
-    assert_user_error(run_main(capsys, "measure", "--target", "torch-cpu", "--arch", bad_arch), "not divisible by 3 heads")
     assert_user_error(
-        run_main(capsys, "measure", "--target", "torch-cpu", "--arch", '{"layers": 2, "hidden": 0, "heads": 1, "ffn": 1}'),
+        run_main(capsys, "measure", "--target", "torch-cpu", "--arch", bad_arch), "not divisible by 3 heads"
+    )
+    assert_user_error(
+        run_main(
+            capsys,
+            "measure",
+            "--target",
+            "torch-cpu",
+            "--arch",
+            '{"layers": 2, "hidden": 0, "heads": 1, "ffn": 1}',
+        ),
         "hidden must be a positive integer",
     )
-    assert_user_error(run_main(capsys, "measure", "--target", "torch-cpu", "--arch", "{not json"), "malformed")
-    assert_user_error(run_main(capsys, "profile", "--target", "tpu-v9", "--plan", "quick", "--dry-run"), "unknown target 'tpu-v9'")
-    assert_user_error(run_main(capsys, "profile", "--target", "torch-cpu:warp=9", "--dry-run"), "unknown setting(s) warp")
-    assert_user_error(run_main(capsys, "profile", "--target", "torch-cpu", "--plan", "huge"), "unknown plan 'huge'")
+    assert_user_error(
+        run_main(capsys, "measure", "--target", "torch-cpu", "--arch", "{not json"), "malformed"
+    )
+    assert_user_error(
+        run_main(capsys, "profile", "--target", "tpu-v9", "--plan", "quick", "--dry-run"),
+        "unknown target 'tpu-v9'",
+    )
+    assert_user_error(
+        run_main(capsys, "profile", "--target", "torch-cpu:warp=9", "--dry-run"), "unknown setting(s) warp"
+    )
+    assert_user_error(
+        run_main(capsys, "profile", "--target", "torch-cpu", "--plan", "huge"), "unknown plan 'huge'"
+    )
     broken = tmp_path / "broken.toml"
     broken.write_text("[space\nhidden = [")
-    assert_user_error(run_main(capsys, "profile", "--target", "torch-cpu", "--plan", str(broken)), "not valid TOML")
+    assert_user_error(
+        run_main(capsys, "profile", "--target", "torch-cpu", "--plan", str(broken)), "not valid TOML"
+    )
     hf = tmp_path / "config.json"
     hf.write_text('{"model_type": "gpt2", "n_embd": 64}')
     assert_user_error(run_main(capsys, "measure", "--target", "torch-cpu", "--hf-config", str(hf)), "lacks")
     corrupt = tmp_path / "corrupt.db"
     corrupt.write_bytes(b"this is not a database" * 100)
     assert_user_error(
-        run_main(capsys, "profile", "--target", "torch-cpu", "--plan", str(plan), "--db", str(corrupt)), "corrupt.db"
+        run_main(capsys, "profile", "--target", "torch-cpu", "--plan", str(plan), "--db", str(corrupt)),
+        "corrupt.db",
     )
     assert corrupt.read_bytes() == b"this is not a database" * 100  # left untouched
     assert_user_error(
-        run_main(capsys, "profile", "--target", "torch-cpu", "--plan", str(plan), "--db", "postgresql://u:secret@127.0.0.1:1/x"),
+        run_main(
+            capsys,
+            "profile",
+            "--target",
+            "torch-cpu",
+            "--plan",
+            str(plan),
+            "--db",
+            "postgresql://u:secret@127.0.0.1:1/x",
+        ),
         "cannot connect",
     )
     assert "secret" not in capsys.readouterr().err
-    assert_user_error(run_main(capsys, "export", "--db", str(tmp_path / "none.db"), "--out", str(tmp_path / "x.csv")))
+    assert_user_error(
+        run_main(capsys, "export", "--db", str(tmp_path / "none.db"), "--out", str(tmp_path / "x.csv"))
+    )
 
 
 def test_the_whole_cli_error_path_in_a_real_process() -> None:
-    result = latbench("measure", "--target", "torch-cpu", "--arch", '{"layers": 1, "hidden": 10, "heads": 3, "ffn": 4}')
+    result = latbench(
+        "measure", "--target", "torch-cpu", "--arch", '{"layers": 1, "hidden": 10, "heads": 3, "ffn": 4}'
+    )
     assert_user_error(result, "not divisible")
 
 
@@ -186,7 +263,19 @@ def test_kill_9_loses_nothing_already_measured_and_a_rerun_completes(tmp_path: P
     plan = tmp_path / "longer.toml"
     plan.write_text(LONGER_PLAN)
     db = tmp_path / "m.db"
-    args = ("profile", "--target", "onnxruntime-cpu:threads=1", "--plan", str(plan), "--db", str(db), "--samples", "8", "--chunk", "2")
+    args = (
+        "profile",
+        "--target",
+        "onnxruntime-cpu:threads=1",
+        "--plan",
+        str(plan),
+        "--db",
+        str(db),
+        "--samples",
+        "8",
+        "--chunk",
+        "2",
+    )
     proc = spawn(*args)
     deadline = time.monotonic() + 120
     while _count_rows(db) < 4 and time.monotonic() < deadline and proc.poll() is None:
@@ -211,7 +300,19 @@ def test_sigterm_stops_cleanly_with_exit_130(tmp_path: Path) -> None:
     plan = tmp_path / "longer.toml"
     plan.write_text(LONGER_PLAN)
     db = tmp_path / "m.db"
-    proc = spawn("profile", "--target", "torch-cpu:threads=1", "--plan", str(plan), "--db", str(db), "--samples", "8", "--chunk", "2")
+    proc = spawn(
+        "profile",
+        "--target",
+        "torch-cpu:threads=1",
+        "--plan",
+        str(plan),
+        "--db",
+        str(db),
+        "--samples",
+        "8",
+        "--chunk",
+        "2",
+    )
     deadline = time.monotonic() + 120
     while _count_rows(db) < 2 and time.monotonic() < deadline:
         time.sleep(0.2)
@@ -228,10 +329,22 @@ def test_sigterm_stops_cleanly_with_exit_130(tmp_path: Path) -> None:
 def test_two_processes_profile_into_postgres_at_once(postgres_db_url: str, tmp_path: Path) -> None:
     plan = tmp_path / "longer.toml"
     plan.write_text(LONGER_PLAN)
-    args = ("profile", "--target", "onnxruntime-cpu:threads=1", "--plan", str(plan), "--db", postgres_db_url, "--samples", "8", "--chunk", "2")
+    args = (
+        "profile",
+        "--target",
+        "onnxruntime-cpu:threads=1",
+        "--plan",
+        str(plan),
+        "--db",
+        postgres_db_url,
+        "--samples",
+        "8",
+        "--chunk",
+        "2",
+    )
     procs = [spawn(*args), spawn(*args)]
     outputs = [p.communicate(timeout=600) for p in procs]
-    for proc, (out, err) in zip(procs, outputs):
+    for proc, (_, err) in zip(procs, outputs, strict=True):
         assert proc.returncode == 0, err
     dry = latbench("profile", "--target", "onnxruntime-cpu:threads=1", "--plan", str(plan), "--dry-run")
     planned = int(dry.stdout.split(" specs")[0].rsplit(" ", 1)[1])

@@ -40,9 +40,7 @@ FP = Fingerprint(
     libraries=(("latbench", "0.1.0"), ("onnxruntime", "1.18.0"), ("torch", "2.4.0")),
     hostname="bench-host-1",
 )
-FP_OTHER = replace(
-    FP, libraries=(("latbench", "0.1.0"), ("onnxruntime", "1.19.0"), ("torch", "2.4.0"))
-)
+FP_OTHER = replace(FP, libraries=(("latbench", "0.1.0"), ("onnxruntime", "1.19.0"), ("torch", "2.4.0")))
 TARGET = Target("onnxruntime-cpu", settings=(("threads", 2), ("opt_level", "all"), ("spin", False)))
 TARGET_OTHER = Target("torch-cpu", settings=(("threads", 2),))
 WL = Workload(1, 128)
@@ -375,9 +373,7 @@ def test_newer_schema_version(tmp_path):
     path = tmp_path / "x.db"
     with opened(path):
         pass
-    sqlite_execute(
-        path, f"UPDATE meta SET value = '{SCHEMA_VERSION + 1}' WHERE key = 'schema_version'"
-    )
+    sqlite_execute(path, f"UPDATE meta SET value = '{SCHEMA_VERSION + 1}' WHERE key = 'schema_version'")
     with pytest.raises(DatabaseError) as info:
         MeasurementDB(path)
     assert "newer latbench" in _one_line(info)

@@ -14,10 +14,14 @@ from latbench.target import Target
 from latbench.testing.fake_backend import FakeBackend, fake_latency_s
 from latbench.timing import ProtocolSettings
 
-SETTINGS = ProtocolSettings(warmup_min_s=0.0, warmup_min_iters=1, min_sample_s=0.0, samples=8, min_samples=4, rounds=2)
+SETTINGS = ProtocolSettings(
+    warmup_min_s=0.0, warmup_min_iters=1, min_sample_s=0.0, samples=8, min_samples=4, rounds=2
+)
 PLAN = Plan(
     name="tiny",
-    space=ProfileSpace(hidden=(32, 64), heads=(2, 4), ffn_ratios=(2.0,), seq_lens=(8, 16), layers=(1, 3), vocab_size=64),
+    space=ProfileSpace(
+        hidden=(32, 64), heads=(2, 4), ffn_ratios=(2.0,), seq_lens=(8, 16), layers=(1, 3), vocab_size=64
+    ),
     contexts=("model", "isolated"),
     encoders=3,
 )

@@ -51,7 +51,9 @@ def test_rounds_interleave_specs_in_rotated_order() -> None:
     clock = FakeClock()
     log: list[str] = []
     runs = [FakeRun(clock, 0.01, name, log) for name in "abc"]
-    settings = ProtocolSettings(warmup_min_s=0.0, warmup_min_iters=1, min_sample_s=0.0, samples=3, min_samples=3, rounds=3)
+    settings = ProtocolSettings(
+        warmup_min_s=0.0, warmup_min_iters=1, min_sample_s=0.0, samples=3, min_samples=3, rounds=3
+    )
     measure_group(runs, settings, clock=clock)
     sampled = log[-9:]  # 3 rounds × 3 specs × 1 sample each
     assert sampled == ["a", "b", "c", "b", "c", "a", "c", "a", "b"]
@@ -61,7 +63,9 @@ def test_unstable_spec_is_extended_then_flagged_and_stable_one_is_not_extended()
     clock = FakeClock()
     noisy = FakeRun(clock, [1e-3, 2e-3, 3e-3, 4e-3])  # IQR/median ≈ 0.6
     steady = FakeRun(clock, 1e-3)
-    settings = ProtocolSettings(warmup_min_s=0.0, warmup_min_iters=1, min_sample_s=0.0, samples=16, rounds=4, max_extensions=2)
+    settings = ProtocolSettings(
+        warmup_min_s=0.0, warmup_min_iters=1, min_sample_s=0.0, samples=16, rounds=4, max_extensions=2
+    )
     noisy_result, steady_result = measure_group([noisy, steady], settings, clock=clock)
     assert not noisy_result.stable
     assert noisy_result.rounds == 4 * 3  # the first rounds plus two extensions
@@ -76,7 +80,9 @@ def test_extension_stops_once_the_spec_becomes_stable() -> None:
     # noisy for the first 16 samples, then steady long enough to pull the IQR down
     durations = [1e-3, 3e-3] * 8 + [2e-3] * 10_000
     run = FakeRun(clock, durations)
-    settings = ProtocolSettings(warmup_min_s=0.0, warmup_min_iters=1, min_sample_s=0.0, samples=16, rounds=1, max_extensions=5)
+    settings = ProtocolSettings(
+        warmup_min_s=0.0, warmup_min_iters=1, min_sample_s=0.0, samples=16, rounds=1, max_extensions=5
+    )
     # warm-up and calibration take 2 calls; with the steady tail the second extension is stable
     (result,) = measure_group([run], settings, clock=clock)
     assert result.stable
@@ -85,7 +91,15 @@ def test_extension_stops_once_the_spec_becomes_stable() -> None:
 
 def test_slow_spec_gets_fewer_samples_but_never_below_min_samples() -> None:
     clock = FakeClock()
-    settings = ProtocolSettings(warmup_min_s=0.0, warmup_min_iters=1, min_sample_s=0.0, samples=64, min_samples=16, rounds=4, max_spec_s=1.0)
+    settings = ProtocolSettings(
+        warmup_min_s=0.0,
+        warmup_min_iters=1,
+        min_sample_s=0.0,
+        samples=64,
+        min_samples=16,
+        rounds=4,
+        max_spec_s=1.0,
+    )
     (result,) = measure_group([FakeRun(clock, 0.5)], settings, clock=clock)
     assert len(result.times_s) == 16
 
