@@ -109,6 +109,9 @@ class Arch:
     type_vocab_size: int = 2
 
     def __post_init__(self) -> None:
+        for name in ("heads", "ffn"):
+            if isinstance(getattr(self, name), (int, str, bytes)):
+                raise InvalidArchError(f"{name} must be a per-layer list; use Arch.uniform for equal layers")
         heads, ffn = tuple(self.heads), tuple(self.ffn)
         object.__setattr__(self, "heads", heads)
         object.__setattr__(self, "ffn", ffn)
@@ -227,7 +230,9 @@ class Arch:
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
-            raise ConfigError(f"architecture JSON is malformed: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+            raise ConfigError(
+                f"architecture JSON is malformed: {exc.msg} at line {exc.lineno} column {exc.colno}"
+            ) from None
         return cls.from_dict(data)
 
     # --- Hugging Face configs ------------------------------------------------------------
@@ -270,6 +275,12 @@ class Arch:
                 f"Hugging Face config lacks {exc.args[0]!r}; only BERT-family encoder configs "
                 "(BERT, RoBERTa, ELECTRA, DistilBERT) are understood"
             ) from None
+        embedding_size = data.get("embedding_size", hidden)
+        if embedding_size != hidden:
+            raise ConfigError(
+                f"Hugging Face config has embedding_size {embedding_size} but hidden_size "
+                f"{hidden}; factorized embeddings (ELECTRA-small, ALBERT) are not supported"
+            )
         return cls.uniform(
             layers,
             hidden,
@@ -325,7 +336,9 @@ class Arch:
         try:
             import transformers
         except ImportError:
-            raise ConfigError("converting to a Hugging Face config needs `pip install latbench[hf]`") from None
+            raise ConfigError(
+                "converting to a Hugging Face config needs `pip install latbench[hf]`"
+            ) from None
         data = self.to_hf_dict(model_type)
         data.pop("model_type")
         cls = transformers.BertConfig if model_type == "bert" else transformers.DistilBertConfig

@@ -21,11 +21,12 @@ from __future__ import annotations
 
 import itertools
 import random
-import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
+
+import tomllib
 
 from latbench.arch import Arch, LayerShape, Workload
 from latbench.errors import ConfigError, LatbenchError
@@ -49,18 +50,23 @@ class ProfileSpace:
             object.__setattr__(self, name, values)
             if not values or any(v <= 0 for v in values):
                 raise ConfigError(f"space field {name} must be a non-empty list of positive numbers")
+        Workload(1, 1, self.precision)  # validates the precision now, not when specs are built
         lo, hi = self.layers
         object.__setattr__(self, "layers", (int(lo), int(hi)))
         if not 1 <= lo <= hi:
-            raise ConfigError(f"space field layers must be [min, max] with 1 <= min <= max, got {list(self.layers)}")
+            raise ConfigError(
+                f"space field layers must be [min, max] with 1 <= min <= max, got {list(self.layers)}"
+            )
         if not self.layer_shapes():
-            raise ConfigError("the space has no valid layer shape: no hidden size is divisible by any head count")
+            raise ConfigError(
+                "the space has no valid layer shape: no hidden size is divisible by any head count"
+            )
 
     def layer_shapes(self) -> list[LayerShape]:
         shapes = []
         for h, a, r in itertools.product(self.hidden, self.heads, self.ffn_ratios):
             if h % a == 0:
-                shapes.append(LayerShape(h, a, int(round(h * r))))
+                shapes.append(LayerShape(h, a, round(h * r)))
         return shapes
 
     def workloads(self) -> list[Workload]:
@@ -73,7 +79,7 @@ class ProfileSpace:
         return Arch(
             hidden=hidden,
             heads=tuple(rng.choice(heads) for _ in range(n)),
-            ffn=tuple(int(round(hidden * rng.choice(self.ffn_ratios))) for _ in range(n)),
+            ffn=tuple(round(hidden * rng.choice(self.ffn_ratios)) for _ in range(n)),
             vocab_size=self.vocab_size,
             max_positions=max(512, max(self.seq_lens)),
         )
@@ -131,7 +137,9 @@ class Plan:
             for shape, workload in points:
                 for op, _ in layer_ops(shape, workload):
                     specs[op] = None
-            for hidden, workload in sorted({(s.hidden, w) for s, w in points}, key=lambda p: (p[0], _workload_size(p[1]))):
+            for hidden, workload in sorted(
+                {(s.hidden, w) for s, w in points}, key=lambda p: (p[0], _workload_size(p[1]))
+            ):
                 specs[OpSpec("embedding", workload, hidden, vocab_size=self.space.vocab_size)] = None
         rng = random.Random(self.seed)
         workloads = self.space.workloads()
@@ -199,7 +207,8 @@ def load_plan(name_or_path: str) -> Plan:
     path = Path(name_or_path)
     if not path.suffix == ".toml" or not path.is_file():
         raise ConfigError(
-            f"unknown plan {name_or_path!r}: use one of {', '.join(BUILTIN_PLANS)} or a path to a .toml plan file"
+            f"unknown plan {name_or_path!r}: use one of {', '.join(BUILTIN_PLANS)} "
+            "or a path to a .toml plan file"
         )
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -214,7 +223,9 @@ def plan_from_dict(data: Mapping[str, Any], default_name: str = "custom") -> Pla
         raise ConfigError("a plan file needs a [space] table (hidden, heads, ffn_ratios, seq_lens, ...)")
     plan_fields = {f.name for f in fields(Plan)} - {"space"}
     space_fields = {f.name for f in fields(ProfileSpace)}
-    unknown = sorted(set(data) - plan_fields - {"space"}) + sorted(f"space.{k}" for k in set(space_data) - space_fields)
+    unknown = sorted(set(data) - plan_fields - {"space"}) + sorted(
+        f"space.{k}" for k in set(space_data) - space_fields
+    )
     if unknown:
         raise ConfigError(f"unknown plan field(s) {', '.join(unknown)}")
     try:

@@ -36,6 +36,7 @@ class Target:
     @classmethod
     def parse(cls, text: str) -> Target:
         name, _, rest = text.strip().partition(":")
+        name = name.strip()
         if not name:
             raise ConfigError("empty target name; see `latbench devices` for the targets")
         settings: dict[str, SettingValue] = {}

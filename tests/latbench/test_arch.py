@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 import torch
@@ -20,7 +21,12 @@ from latbench.arch import Arch, LayerShape, Workload, iter_layer_shapes
 from latbench.errors import ConfigError, InvalidArchError, LatbenchError
 from latbench.models.torch_modules import Encoder
 
-transformers = pytest.importorskip("transformers")
+
+@pytest.fixture(scope="module")
+def transformers() -> ModuleType:
+    """The optional ``transformers`` package (the ``hf`` extra); its tests skip without it."""
+    return pytest.importorskip("transformers")
+
 
 SMALL = {"vocab_size": 100, "max_positions": 64}
 
@@ -230,8 +236,7 @@ def test_from_dict_invalid_sizes_raise_invalid_arch() -> None:
 
 
 def test_to_dict_round_trip() -> None:
-    arch = Arch(hidden=96, heads=(3, 6), ffn=(100, 384), vocab_size=7, max_positions=9,
-                type_vocab_size=0)
+    arch = Arch(hidden=96, heads=(3, 6), ffn=(100, 384), vocab_size=7, max_positions=9, type_vocab_size=0)
     data = arch.to_dict()
     assert json.loads(json.dumps(data)) == data  # JSON-able
     assert Arch.from_dict(data) == arch
@@ -292,14 +297,14 @@ def test_from_json_array_file_is_not_an_object(tmp_path: Path) -> None:
     ],
     ids=["bert-tiny", "odd-sizes", "no-token-types"],
 )
-def test_params_equal_bert_model_without_pooler(arch: Arch) -> None:
+def test_params_equal_bert_model_without_pooler(arch: Arch, transformers: ModuleType) -> None:
     model = transformers.BertModel(arch.to_hf_config(), add_pooling_layer=False)
     assert arch.params == hf_param_count(model)
     assert arch.embedding_params == hf_param_count(model.embeddings)
     assert arch.layers[0].params == hf_param_count(model.encoder.layer[0])
 
 
-def test_params_equal_distilbert_model() -> None:
+def test_params_equal_distilbert_model(transformers: ModuleType) -> None:
     arch = Arch.uniform(2, 64, 4, 128, type_vocab_size=0, **SMALL)
     model = transformers.DistilBertModel(arch.to_hf_config("distilbert"))
     # DistilBERT's embeddings: word + position tables and a LayerNorm, no token types.
@@ -322,7 +327,7 @@ def test_params_of_bert_base() -> None:
 
 
 # --- Hugging Face configs -------------------------------------------------------------------
-def test_bert_round_trip_through_hf_dict() -> None:
+def test_bert_round_trip_through_hf_dict(transformers: ModuleType) -> None:
     arch = Arch.uniform(3, 96, 6, 200, vocab_size=77, max_positions=40, type_vocab_size=3)
     data = arch.to_hf_dict()
     assert data["model_type"] == "bert"
@@ -330,7 +335,7 @@ def test_bert_round_trip_through_hf_dict() -> None:
     assert Arch.from_hf_config(arch.to_hf_config()) == arch
 
 
-def test_distilbert_round_trip_through_hf_dict() -> None:
+def test_distilbert_round_trip_through_hf_dict(transformers: ModuleType) -> None:
     arch = Arch.uniform(3, 96, 6, 200, vocab_size=77, max_positions=40, type_vocab_size=0)
     data = arch.to_hf_dict("distilbert")
     assert data["model_type"] == "distilbert"
@@ -353,7 +358,7 @@ def test_unknown_hf_model_type() -> None:
     assert one_line(exc) == "unknown model_type 'gpt2'; use 'bert' or 'distilbert'"
 
 
-def test_from_hf_config_object_dict_file_and_folder(tmp_path: Path) -> None:
+def test_from_hf_config_object_dict_file_and_folder(tmp_path: Path, transformers: ModuleType) -> None:
     config = transformers.BertConfig(
         hidden_size=128,
         num_hidden_layers=2,
@@ -372,15 +377,13 @@ def test_from_hf_config_object_dict_file_and_folder(tmp_path: Path) -> None:
     assert Arch.from_hf_config(tmp_path) == expected
 
 
-def test_from_hf_config_saved_distilbert_folder(tmp_path: Path) -> None:
-    transformers.DistilBertConfig(dim=64, n_layers=2, n_heads=2, hidden_dim=96).save_pretrained(
-        tmp_path
-    )
+def test_from_hf_config_saved_distilbert_folder(tmp_path: Path, transformers: ModuleType) -> None:
+    transformers.DistilBertConfig(dim=64, n_layers=2, n_heads=2, hidden_dim=96).save_pretrained(tmp_path)
     arch = Arch.from_hf_config(tmp_path)
     assert arch == Arch.uniform(2, 64, 2, 96, type_vocab_size=0)
 
 
-def test_heterogeneous_arch_cannot_be_an_hf_config() -> None:
+def test_heterogeneous_arch_cannot_be_an_hf_config(transformers: ModuleType) -> None:
     arch = Arch(hidden=64, heads=(4, 2), ffn=(128, 128))
     for model_type in ("bert", "distilbert"):
         with pytest.raises(InvalidArchError) as exc:
@@ -404,18 +407,41 @@ def test_roberta_style_dict() -> None:
         "pad_token_id": 1,
     }
     arch = Arch.from_hf_config(data)
-    assert arch == Arch.uniform(12, 768, 12, 3072, vocab_size=50265, max_positions=514,
-                                type_vocab_size=1)
+    assert arch == Arch.uniform(12, 768, 12, 3072, vocab_size=50265, max_positions=514, type_vocab_size=1)
+
+
+def test_electra_config_with_embeddings_of_the_hidden_size(transformers: ModuleType) -> None:
+    config = transformers.ElectraConfig(
+        vocab_size=100,
+        embedding_size=64,
+        hidden_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=128,
+        max_position_embeddings=64,
+    )
+    arch = Arch.from_hf_config(config)
+    assert arch == Arch.uniform(2, 64, 4, 128, **SMALL)
+    assert arch.params == hf_param_count(transformers.ElectraModel(config))
+
+
+def test_factorized_embeddings_are_rejected(transformers: ModuleType) -> None:
+    # ELECTRA-small embeds into 128 dimensions and projects to hidden 256: an Arch cannot
+    # express that, and counting it as BERT got its parameters (and its compute) wrong.
+    config = transformers.ElectraConfig(embedding_size=128, hidden_size=256)
+    with pytest.raises(ConfigError) as exc:
+        Arch.from_hf_config(config)
+    message = one_line(exc)
+    assert "embedding_size 128" in message and "hidden_size 256" in message
 
 
 def test_bert_dict_defaults() -> None:
-    data = {"hidden_size": 64, "num_hidden_layers": 1, "num_attention_heads": 2,
-            "intermediate_size": 96}
+    data = {"hidden_size": 64, "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 96}
     arch = Arch.from_hf_config(data)
     assert (arch.vocab_size, arch.max_positions, arch.type_vocab_size) == (30522, 512, 2)
 
 
-def test_gpt2_config_is_not_understood() -> None:
+def test_gpt2_config_is_not_understood(transformers: ModuleType) -> None:
     with pytest.raises(ConfigError) as exc:
         Arch.from_hf_config({"model_type": "gpt2", "n_layer": 12, "n_embd": 768, "n_head": 12})
     message = one_line(exc)
@@ -425,8 +451,7 @@ def test_gpt2_config_is_not_understood() -> None:
 
 
 def test_invalid_sizes_in_an_hf_config_raise_invalid_arch() -> None:
-    data = {"hidden_size": 100, "num_hidden_layers": 2, "num_attention_heads": 3,
-            "intermediate_size": 96}
+    data = {"hidden_size": 100, "num_hidden_layers": 2, "num_attention_heads": 3, "intermediate_size": 96}
     with pytest.raises(InvalidArchError, match="not divisible by 3 heads"):
         Arch.from_hf_config(data)
 
@@ -507,10 +532,11 @@ def archs(draw: st.DrawFn) -> Arch:
     n = draw(st.integers(1, 6))
     uniform = draw(st.booleans())
     head_choice = st.sampled_from([1, 2, 3, 4, 6, 8, 12])
-    heads = [draw(head_choice)] * n if uniform else draw(st.lists(head_choice, min_size=n,
-                                                                   max_size=n))
-    ffn = [draw(st.integers(1, 4096))] * n if uniform else draw(
-        st.lists(st.integers(1, 4096), min_size=n, max_size=n)
+    heads = [draw(head_choice)] * n if uniform else draw(st.lists(head_choice, min_size=n, max_size=n))
+    ffn = (
+        [draw(st.integers(1, 4096))] * n
+        if uniform
+        else draw(st.lists(st.integers(1, 4096), min_size=n, max_size=n))
     )
     base = math.lcm(*heads)
     hidden = base * draw(st.integers(1, max(1, 1024 // base)))

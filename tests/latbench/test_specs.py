@@ -141,7 +141,7 @@ def test_block_spec_with_a_bad_context() -> None:
         BlockSpec(LAYER, W, "cold")
     message = str(exc.value)
     assert "\n" not in message
-    assert "block context must be one of isolated, model, got 'cold'" == message
+    assert message == "block context must be one of isolated, model, got 'cold'"
 
 
 def test_encoder_spec_checks_the_sequence_fits() -> None:
