@@ -10,6 +10,7 @@ most the chunk in flight, and a rerun measures only what is missing.
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -87,6 +88,7 @@ def run_profile(
     clock: Clock = time.perf_counter,
     lease_s: float = 900.0,
     poll_s: float = 2.0,
+    shuffle_seed: int = 0,
     sleep: Callable[[float], None] = time.sleep,
 ) -> ProfileResult:
     """Measure every spec of ``specs`` not yet in ``db`` for this target and fingerprint."""
@@ -96,11 +98,16 @@ def run_profile(
     worker = default_worker()
     done = db.measured_keys(target.key, fingerprint.key)
     already = sum(1 for s in specs if s.key in done)
+    # Measure in a shuffled (seeded, so every worker agrees) order: each chunk mixes
+    # operators, blocks and encoders, so a slow spell of the machine shifts a little of
+    # everything instead of, say, every encoder against the blocks it is compared with.
+    order = list(specs)
+    random.Random(shuffle_seed).shuffle(order)
     measured = unstable = 0
     try:
         while True:
             done = db.measured_keys(target.key, fingerprint.key)
-            pending = [s for s in specs if s.key not in done]
+            pending = [s for s in order if s.key not in done]
             if not pending:
                 break
             progressed = False

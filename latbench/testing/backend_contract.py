@@ -75,7 +75,7 @@ class BackendContract:
     def test_normalize_fills_every_setting_and_is_idempotent(self, backend: Backend, target: Target) -> None:
         assert {k for k, _ in target.settings} == set(backend.SETTINGS)
         assert backend.normalize(target) == target
-        assert backend.normalize(Target(backend.name, settings=(("threads", 1),))).get("threads") == 1
+        assert backend.normalize(Target(backend.name, settings=(("threads", 2),))).get("threads") == 2
 
     def test_normalize_rejects_unknown_and_ill_typed_settings(self, backend: Backend, target: Target) -> None:
         with pytest.raises(ConfigError, match="unknown setting"):
