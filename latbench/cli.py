@@ -206,9 +206,9 @@ def cmd_profile(args: argparse.Namespace) -> int:
     console = _console()
     counts = ", ".join(f"{n} {kind}{'s' * (n != 1)}" for kind, n in PlanSummary.of(specs).counts.items())
     if args.dry_run:
-        console.print(f"plan {plan.name}: {len(specs)} specs ({counts}) on {target}")
+        console.print(f"plan {plan.name}: {len(specs)} specs ({counts}) on {target}", markup=False)
         for spec in specs:
-            console.print(f"  {spec.label}")
+            console.print(f"  {spec.label}", markup=False)
         return 0
 
     from latbench.db import MeasurementDB
@@ -219,8 +219,10 @@ def cmd_profile(args: argparse.Namespace) -> int:
     with MeasurementDB(args.db) as db:
         todo = len(specs) - len({s.key for s in specs} & db.measured_keys(target.key, fingerprint.key))
         console.print(
-            f"plan {plan.name}: {len(specs)} specs ({counts}) on {target}; {todo} to measure → {db.url}"
+            f"plan {plan.name}: {len(specs)} specs ({counts}) on {target}; {todo} to measure → {db.url}",
+            markup=False,
         )
+        from rich.markup import escape
         from rich.progress import (
             BarColumn,
             MofNCompleteColumn,
@@ -240,11 +242,12 @@ def cmd_profile(args: argparse.Namespace) -> int:
             TextColumn("{task.description}"),
             console=console,
             transient=False,
+            disable=todo == 0,
         ) as bar:
             task = bar.add_task("", total=todo)
 
             def progress(n: int, label: str) -> None:
-                bar.update(task, advance=n, description=label)
+                bar.update(task, advance=n, description=escape(label))  # labels hold [...]
 
             result = run_profile(
                 specs, backend, target, fingerprint, db, settings, chunk_size=args.chunk, progress=progress
