@@ -4,32 +4,36 @@
     .venv/bin/nox -s lint           # ruff
     .venv/bin/nox -s benchmarks     # noise floor, profiling throughput, additivity gap
 
-Sessions reuse the current environment (venv_backend="none") rather than building new
-ones: a fresh environment would have to reinstall torch, and the CPU wheel is pinned by
-scripts/setup. Benchmarks time things: run them alone, never beside tests.
+Sessions reuse the interpreter nox runs under (venv_backend="none", tools called as
+``python -m``) rather than building new environments: a fresh one would have to reinstall
+torch, whose CPU wheel scripts/setup pins. Benchmarks time things: run them alone, never
+beside tests.
 """
 
 from __future__ import annotations
 
+import sys
+
 import nox
 
 nox.options.sessions = ["lint", "tests"]
-nox.options.reuse_existing_virtualenvs = True
+
+PYTHON = sys.executable  # .venv's python when run as .venv/bin/nox, whatever PATH says
 
 
 @nox.session(venv_backend="none")
 def tests(session: nox.Session) -> None:
-    session.run("python", "-m", "pytest", *session.posargs)
+    session.run(PYTHON, "-m", "pytest", *session.posargs, external=True)
 
 
 @nox.session(venv_backend="none")
 def lint(session: nox.Session) -> None:
-    session.run(
-        "ruff", "check", "latbench", "predictors", "search", "reports", "tests", "benchmarks", "noxfile.py"
-    )
+    paths = ["latbench", "predictors", "search", "reports", "tests", "benchmarks", "noxfile.py"]
+    session.run(PYTHON, "-m", "ruff", "check", *paths, external=True)
+    session.run(PYTHON, "-m", "ruff", "format", "--check", *paths, external=True)
 
 
 @nox.session(venv_backend="none")
 def benchmarks(session: nox.Session) -> None:
-    """Noise floor, throughput and additivity gap on onnxruntime-cpu (~10 minutes)."""
-    session.run("python", "benchmarks/foundation.py", *session.posargs)
+    """Noise floor, throughput and additivity gap on onnxruntime-cpu (~5 minutes)."""
+    session.run(PYTHON, "benchmarks/foundation.py", *session.posargs, external=True)

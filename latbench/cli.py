@@ -106,6 +106,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except LatbenchError as exc:
         print(f"latbench: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except OSError as exc:  # an unreadable input, an unwritable output, a full disk
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"latbench: error: {exc.strerror or exc}{where}", file=sys.stderr)
+        return 1
+    except MemoryError:
+        print(
+            "latbench: error: out of memory; use a smaller --batch/--seq, architecture or plan",
+            file=sys.stderr,
+        )
+        return 1
     except KeyboardInterrupt:
         print(
             "latbench: interrupted; everything measured so far is saved, rerun to continue", file=sys.stderr
@@ -149,7 +159,6 @@ def _fingerprint(backend):  # type: ignore[no-untyped-def]
 
 def cmd_devices(args: argparse.Namespace) -> int:
     from latbench.backends.registry import default_registry
-    from latbench.errors import LatbenchError as _Err
     from latbench.fingerprint import collect
     from latbench.target import Target
 
@@ -158,7 +167,7 @@ def cmd_devices(args: argparse.Namespace) -> int:
         availability = backend.availability()
         try:
             settings = str(backend.normalize(Target(backend.name))) if availability.available else ""
-        except _Err as exc:
+        except LatbenchError as exc:
             settings = f"(invalid defaults: {exc})"
         rows.append(
             {
@@ -203,6 +212,8 @@ def cmd_profile(args: argparse.Namespace) -> int:
     specs = plan.specs()
     if args.limit:
         specs = specs[: args.limit]
+    for spec in specs:
+        backend.check_spec(spec)  # e.g. a precision the target cannot run: before any database
     console = _console()
     counts = ", ".join(f"{n} {kind}{'s' * (n != 1)}" for kind, n in PlanSummary.of(specs).counts.items())
     if args.dry_run:
@@ -256,6 +267,13 @@ def cmd_profile(args: argparse.Namespace) -> int:
         f"measured {result.measured} new specs in {result.elapsed_s:.0f} s "
         f"({result.already_measured} were already in the database; {result.unstable} flagged unstable)"
     )
+    if result.failed:
+        console.print(
+            f"{len(result.failed)} specs could not be measured (a rerun retries them):", markup=False
+        )
+        for _, reason in result.failed[:10]:
+            console.print(f"  {reason}", markup=False)
+        return 1
     return 0
 
 
@@ -270,6 +288,7 @@ def cmd_measure(args: argparse.Namespace) -> int:
     arch = Arch.from_json(args.arch) if args.arch else Arch.from_hf_config(args.hf_config)
     spec = EncoderSpec(arch, Workload(args.batch, args.seq, args.precision))
     backend, target = _resolve_target(args.target)
+    backend.check_spec(spec)
     fingerprint = _fingerprint(backend)
     db = None
     if args.db:
@@ -279,8 +298,12 @@ def cmd_measure(args: argparse.Namespace) -> int:
     try:
         settings = ProtocolSettings(samples=args.samples, min_samples=min(16, args.samples))
         (m,) = measure_specs(backend, target, fingerprint, [spec], settings, worker=default_worker())
-        if db is not None:
-            db.add([m])
+        if db is not None and not db.add([m]):
+            print(
+                "latbench: note: this encoder was already stored for this target and machine; "
+                "the database keeps the earlier measurement",
+                file=sys.stderr,
+            )
     finally:
         if db is not None:
             db.close()

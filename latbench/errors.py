@@ -28,3 +28,9 @@ class TargetUnavailableError(LatbenchError):
 
 class DatabaseError(LatbenchError):
     """A measurement database that cannot be reached, opened or trusted."""
+
+
+class MeasurementError(LatbenchError):
+    """A spec that could not be built or run on its target (out of memory, a runtime error)."""
+
+    exit_code = 1

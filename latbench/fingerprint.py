@@ -8,7 +8,6 @@ not the host name, so identical machines of a fleet share measurements.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import platform
 import socket
@@ -16,6 +15,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from typing import Any
+
+from latbench.keys import content_key
 
 TRACKED_LIBRARIES = ("latbench", "torch", "onnxruntime", "onnx", "numpy", "jax", "jaxlib", "tensorrt")
 
@@ -44,8 +45,7 @@ class Fingerprint:
     def key(self) -> str:
         data = self.to_dict()
         data.pop("hostname")
-        text = json.dumps(data, sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(text.encode()).hexdigest()[:20]
+        return content_key(data)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -121,25 +121,30 @@ def _memory_bytes() -> int:
         return 0
 
 
+def usable_cpus() -> int:
+    """Logical CPUs this process may run on (its affinity mask, e.g. under taskset)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
 def physical_cores() -> int:
     """Physical cores usable by this process (hyper-threads counted once)."""
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    cpus = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else range(os.cpu_count() or 1)
     try:
         siblings = set()
-        for cpu in os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else range(usable):
+        for cpu in cpus:
             path = f"/sys/devices/system/cpu/cpu{cpu}/topology/thread_siblings_list"
             with open(path) as f:
                 siblings.add(f.read().strip())
         return max(1, len(siblings))
     except OSError:
-        return max(1, usable)
+        return max(1, len(cpus))
 
 
 def collect(extra: Mapping[str, str] | None = None) -> Fingerprint:
     """Read the fingerprint of this machine. ``extra`` fills GPU/TPU fields for backends."""
     info = _proc_cpuinfo()
     flags = sorted(info.get("flags", "").split())
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    usable = usable_cpus()
     l2 = _read_sysfs_cache_bytes(2)
     l3 = _read_sysfs_cache_bytes(3)
     fields: dict[str, Any] = {

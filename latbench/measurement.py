@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 from latbench.fingerprint import Fingerprint
 from latbench.specs import Spec
@@ -26,7 +27,13 @@ def quantile(sorted_values: Sequence[float], q: float) -> float:
 
 @dataclass(frozen=True)
 class Stats:
-    """Robust summary of per-inference latency samples, in seconds."""
+    """Robust summary of per-inference latency samples, in seconds.
+
+    A sample is the mean of ``iterations_per_sample`` back-to-back inferences (calibrated
+    so a sample lasts >= 2 ms). For specs slower than that, one inference per sample, and
+    p90/p99 are true per-inference tails; for faster ones they are tails of short-window
+    means, which hide single-inference spikes shorter than the window.
+    """
 
     n: int
     median_s: float
@@ -88,8 +95,9 @@ class Measurement:
         if not self.times_s:
             raise ValueError("a measurement needs at least one sample")
 
-    @property
+    @cached_property
     def stats(self) -> Stats:
+        """Summary of ``times_s``, computed once (the samples are immutable)."""
         return Stats.of(self.times_s)
 
     @property

@@ -21,12 +21,11 @@ from __future__ import annotations
 
 import itertools
 import random
+import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
-
-import tomllib
 
 from latbench.arch import Arch, LayerShape, Workload
 from latbench.errors import ConfigError, LatbenchError
@@ -46,13 +45,26 @@ class ProfileSpace:
 
     def __post_init__(self) -> None:
         for name in ("hidden", "heads", "ffn_ratios", "seq_lens", "batches"):
-            values = tuple(getattr(self, name))
+            values = getattr(self, name)
+            if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
+                raise ConfigError(f"space field {name} must be a list, got {values!r}")
+            values = tuple(values)
             object.__setattr__(self, name, values)
-            if not values or any(v <= 0 for v in values):
-                raise ConfigError(f"space field {name} must be a non-empty list of positive numbers")
+            number = _is_number if name == "ffn_ratios" else _is_int
+            if not values or not all(number(v) and v > 0 for v in values):
+                kind = "numbers" if name == "ffn_ratios" else "integers"
+                raise ConfigError(
+                    f"space field {name} must be a non-empty list of positive {kind}, got {list(values)}"
+                )
+        if not _is_int(self.vocab_size) or self.vocab_size <= 0:
+            raise ConfigError(f"space field vocab_size must be a positive integer, got {self.vocab_size!r}")
+        if not isinstance(self.precision, str):
+            raise ConfigError(f"space field precision must be a string, got {self.precision!r}")
         Workload(1, 1, self.precision)  # validates the precision now, not when specs are built
+        if len(self.layers) != 2 or not all(_is_int(v) for v in self.layers):
+            raise ConfigError(f"space field layers must be [min, max] integers, got {list(self.layers)}")
         lo, hi = self.layers
-        object.__setattr__(self, "layers", (int(lo), int(hi)))
+        object.__setattr__(self, "layers", (lo, hi))
         if not 1 <= lo <= hi:
             raise ConfigError(
                 f"space field layers must be [min, max] with 1 <= min <= max, got {list(self.layers)}"
@@ -98,6 +110,13 @@ class Plan:
     description: str = ""
 
     def __post_init__(self) -> None:
+        for name in ("points", "encoders", "seed"):
+            if not _is_int(getattr(self, name)):
+                raise ConfigError(f"plan field {name} must be an integer, got {getattr(self, name)!r}")
+        if not isinstance(self.operators, bool):
+            raise ConfigError(f"plan field operators must be true or false, got {self.operators!r}")
+        if isinstance(self.contexts, str):
+            raise ConfigError(f'plan field contexts must be a list, e.g. ["model"], got {self.contexts!r}')
         if self.sampling not in ("grid", "halton"):
             raise ConfigError(f"plan sampling must be 'grid' or 'halton', got {self.sampling!r}")
         if self.sampling == "halton" and self.points <= 0:
@@ -149,6 +168,14 @@ class Plan:
                 break
             encoders[EncoderSpec(self.space.sample_arch(rng), rng.choice(workloads))] = None
         return list(specs) + list(encoders)
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _workload_size(w: Workload) -> int:

@@ -9,14 +9,13 @@ of heads), so equal operators in different layers share one key and are measured
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
 from latbench.arch import Arch, LayerShape, Workload
 from latbench.errors import ConfigError, InvalidArchError
+from latbench.keys import content_key
 
 # The operators of one BERT encoder layer (plus the embedding), in execution order, and
 # which of (hidden, heads, ffn) each depends on besides the workload.
@@ -42,11 +41,6 @@ LAYER_OPS: tuple[tuple[str, int], ...] = (
     ("ffn_down", 1),
 )
 CONTEXTS = ("isolated", "model")
-
-
-def _digest(payload: Mapping[str, Any]) -> str:
-    text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()[:20]
 
 
 @dataclass(frozen=True)
@@ -96,7 +90,7 @@ class OpSpec:
 
     @property
     def key(self) -> str:
-        return _digest(self.to_dict())
+        return content_key(self.to_dict())
 
     @property
     def label(self) -> str:
@@ -136,7 +130,7 @@ class BlockSpec:
 
     @property
     def key(self) -> str:
-        return _digest(self.to_dict())
+        return content_key(self.to_dict())
 
     @property
     def label(self) -> str:
@@ -160,7 +154,7 @@ class EncoderSpec:
 
     @property
     def key(self) -> str:
-        return _digest(self.to_dict())
+        return content_key(self.to_dict())
 
     @property
     def label(self) -> str:

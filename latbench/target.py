@@ -8,13 +8,12 @@ share one key in the database.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from latbench.errors import ConfigError
+from latbench.keys import content_key
 
 SettingValue = str | int | float | bool
 
@@ -59,8 +58,7 @@ class Target:
 
     @property
     def key(self) -> str:
-        text = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(text.encode()).hexdigest()[:20]
+        return content_key(self.to_dict())
 
     def __str__(self) -> str:
         if not self.settings:

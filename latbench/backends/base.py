@@ -23,7 +23,6 @@ Missing methods fail at instantiation (ABC), never silently at run time.
 
 from __future__ import annotations
 
-import os
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -32,6 +31,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from latbench.errors import ConfigError
+from latbench.fingerprint import usable_cpus
 from latbench.measurement import KernelTime
 from latbench.specs import Spec
 from latbench.target import SettingValue, Target
@@ -129,7 +129,7 @@ class Backend(ABC):
         raise AssertionError(f"{self.name}: setting {key} has no default")
 
     def _check_setting(self, key: str, setting: Setting, value: SettingValue) -> SettingValue:
-        if setting.type is bool and isinstance(value, str):
+        if setting.type is bool and not isinstance(value, bool):
             raise ConfigError(f"setting {key} of {self.name} must be true or false, got {value!r}")
         if setting.type is int and (isinstance(value, bool) or not isinstance(value, int)):
             raise ConfigError(f"setting {key} of {self.name} must be an integer, got {value!r}")
@@ -139,7 +139,7 @@ class Backend(ABC):
             choices = ", ".join(map(str, setting.choices))
             raise ConfigError(f"setting {key} of {self.name} must be one of {choices}, got {value!r}")
         if key == "threads":
-            usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+            usable = usable_cpus()
             if not 1 <= int(value) <= 4 * usable:
                 raise ConfigError(f"threads must be between 1 and {4 * usable} here, got {value}")
         return value

@@ -153,9 +153,17 @@ class Built:
 
 
 def build(spec: Spec, *, seed: int = 0, copies: int = MODEL_CONTEXT_COPIES) -> Built:
-    """The torch module and example inputs for ``spec`` (fp32, eval mode, fixed seed)."""
-    gen = torch.Generator().manual_seed(seed)
-    torch.manual_seed(seed)
+    """The torch module and example inputs for ``spec`` (fp32, eval mode, fixed seed).
+
+    Weights are initialised from ``seed`` inside a forked RNG, so the caller's global
+    torch RNG state is left as it was.
+    """
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)  # module initialisers draw from the global RNG
+        return _build(spec, torch.Generator().manual_seed(seed), copies)
+
+
+def _build(spec: Spec, gen: torch.Generator, copies: int) -> Built:
     w = spec.workload
     b, s = w.batch, w.seq_len
 

@@ -22,6 +22,8 @@ def postgres_server_url() -> str:
     """The PostgreSQL URL from ``LATBENCH_TEST_POSTGRES_URL`` (psycopg 3 driver); skips
     the test when the variable is not set."""
     url = os.environ.get(POSTGRES_ENV)
+    if not url and os.environ.get("CI"):
+        pytest.fail(f"{POSTGRES_ENV} is not set in CI: scripts/test starts the server and sets it")
     if not url:
         pytest.skip(f'{POSTGRES_ENV} is not set (eval "$(scripts/start-postgres)" to run PostgreSQL tests)')
     from latbench.db import resolve_url

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -252,7 +253,7 @@ def test_the_whole_cli_error_path_in_a_real_process() -> None:
 
 def _count_rows(db: Path) -> int:
     try:
-        with sqlite3.connect(db, timeout=30) as conn:
+        with contextlib.closing(sqlite3.connect(db, timeout=30)) as conn:
             return conn.execute("select count(*) from measurements").fetchone()[0]
     except sqlite3.OperationalError:
         return 0

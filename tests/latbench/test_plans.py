@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import re
 from pathlib import Path
 
 import pytest
@@ -258,16 +259,16 @@ BASE_SPACE = {"hidden": [64], "heads": [4], "ffn_ratios": [4.0], "seq_lens": [32
         ({"space": {**BASE_SPACE, "hidden": [100], "heads": [3, 7]}}, ["no valid layer shape"]),
         ({"space": {**BASE_SPACE, "layers": [0, 3]}}, ["layers must be [min, max]", "[0, 3]"]),
         ({"space": {**BASE_SPACE, "layers": [5, 3]}}, ["1 <= min <= max", "[5, 3]"]),
-        ({"space": {**BASE_SPACE, "layers": [2]}}, ["invalid plan"]),
+        ({"space": {**BASE_SPACE, "layers": [2]}}, ["layers must be [min, max] integers", "[2]"]),
         ({"space": {**BASE_SPACE, "hidden": []}}, ["hidden must be a non-empty list"]),
-        ({"space": {**BASE_SPACE, "seq_lens": [32, -1]}}, ["seq_lens", "positive numbers"]),
-        ({"space": {**BASE_SPACE, "hidden": 64}}, ["invalid plan"]),
+        ({"space": {**BASE_SPACE, "seq_lens": [32, -1]}}, ["seq_lens", "positive integers"]),
+        ({"space": {**BASE_SPACE, "hidden": 64}}, ["hidden must be a list", "64"]),
         ({"space": BASE_SPACE, "sampling": "sobol"}, ["'grid' or 'halton'", "'sobol'"]),
         ({"space": BASE_SPACE, "sampling": "halton"}, ["halton plan needs points > 0"]),
         ({"space": BASE_SPACE, "contexts": ["hot"]}, ["contexts must be among", "hot"]),
         ({"space": BASE_SPACE, "contexts": []}, ["contexts must be among", "none"]),
         ({"space": BASE_SPACE, "encoders": -1}, ["encoders must be >= 0"]),
-        ({"space": BASE_SPACE, "encoders": "3"}, ["invalid plan"]),
+        ({"space": BASE_SPACE, "encoders": "3"}, ["encoders must be an integer", "'3'"]),
         ({"space": "hidden=64"}, ["needs a [space] table"]),
     ],
 )
@@ -285,3 +286,23 @@ def test_an_impossible_layer_shape_is_a_user_error() -> None:
     data = {"space": {**BASE_SPACE, "ffn_ratios": [0.001]}}  # FFN rounds to 0
     with pytest.raises(LatbenchError, match="ffn must be a positive integer"):
         plan_from_dict(data)
+
+
+@pytest.mark.parametrize(
+    ("extra", "fragment"),
+    [
+        ({"encoders": 2.5}, "encoders must be an integer"),
+        ({"seed": [1]}, "seed must be an integer"),
+        ({"operators": "no"}, "operators must be true or false"),
+        ({"contexts": "model"}, "contexts must be a list"),
+        ({"space": {**BASE_SPACE, "vocab_size": "x"}}, "vocab_size must be a positive integer"),
+        (
+            {"space": {**BASE_SPACE, "ffn_ratios": ["a"]}},
+            "ffn_ratios must be a non-empty list of positive numbers",
+        ),
+    ],
+)
+def test_ill_typed_plan_values_are_one_line_config_errors(extra: dict, fragment: str) -> None:  # type: ignore[type-arg]
+    data = {"space": BASE_SPACE, **extra}
+    with pytest.raises(ConfigError, match=re.escape(fragment)):
+        plan_from_dict(data).specs()

@@ -100,3 +100,49 @@ def test_specs_claimed_by_a_live_worker_are_waited_for_not_duplicated(setup) -> 
     assert result.measured == 3 and len(sleeps) == 1
     workers = sorted(m.worker for m in db.measurements())
     assert workers.count(other) == 3 and db.count() == 6
+
+
+class _Flaky(FakeBackend):
+    """Fails to build one chosen spec, as a backend out of memory would."""
+
+    def __init__(self, bad_key: str) -> None:
+        super().__init__()
+        self.bad_key = bad_key
+
+    def prepare(self, spec, target):  # type: ignore[no-untyped-def]
+        if spec.key == self.bad_key:
+            raise RuntimeError("std::bad_alloc\nmore lines nobody needs")
+        return super().prepare(spec, target)
+
+
+def test_a_spec_that_fails_is_reported_and_the_rest_of_the_plan_is_measured(setup) -> None:  # type: ignore[no-untyped-def]
+    _, target, fingerprint, db = setup
+    specs = PLAN.specs()
+    bad = specs[5]
+    result = run_profile(specs, _Flaky(bad.key), target, fingerprint, db, SETTINGS, chunk_size=4)
+    assert result.measured == len(specs) - 1 and db.count() == len(specs) - 1
+    ((label, reason),) = result.failed
+    assert label == bad.label
+    assert reason == f"{bad.label} could not be built on fake-cpu: RuntimeError: std::bad_alloc"
+    assert db.claimed() == {}
+    # a rerun retries only the failed spec, and once it works the plan is complete
+    retry = run_profile(specs, FakeBackend(), target, fingerprint, db, SETTINGS)
+    assert retry.measured == 1 and retry.failed == () and db.count() == len(specs)
+
+
+def test_heartbeat_renews_claims_from_its_own_thread(setup) -> None:  # type: ignore[no-untyped-def]
+    import time
+
+    from latbench.profile import _Heartbeat
+
+    _, target, fingerprint, db = setup
+    keys = [s.key for s in PLAN.specs()[:3]]
+    assert db.claim(keys, target.key, fingerprint.key, "w:1") == keys
+    renewed: list[list[str]] = []
+
+    def renew() -> None:
+        renewed.append(db.claim(keys, target.key, fingerprint.key, "w:1"))
+
+    with _Heartbeat(renew, every_s=0.02) as beat:
+        time.sleep(0.3)
+    assert beat.renewals >= 2 and all(r == keys for r in renewed)
