@@ -831,6 +831,9 @@ class MeasurementDB:
                 pq.write_table(table, tmp)
             else:
                 pa_csv.write_csv(table, tmp)
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it 0600; an export is an ordinary file
             os.replace(tmp, dest)
         except BaseException:
             with contextlib.suppress(OSError):
