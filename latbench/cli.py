@@ -258,7 +258,7 @@ def cmd_profile(args: argparse.Namespace) -> int:
             task = bar.add_task("", total=todo)
 
             def progress(n: int, label: str) -> None:
-                bar.update(task, advance=n, description=escape(label))  # labels hold [...]
+                bar.update(task, advance=n, description=escape(label[:48]))  # labels hold [...]
 
             result = run_profile(
                 specs, backend, target, fingerprint, db, settings, chunk_size=args.chunk, progress=progress
