@@ -87,6 +87,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
     p = sub.add_parser(
+        "fit",
+        help="fit a latency predictor on a database's measurements",
+        description="Fit a predictor on the measurements of one target (and one machine fingerprint) "
+        "in a database: lookup tables from its blocks and operators, calibrated on its encoders. "
+        "Saved as JSON with the target, fingerprint and a summary of the training data.",
+    )
+    p.add_argument("--db", default=_db_default(), help="SQLite path or PostgreSQL URL")
+    p.add_argument("--target", required=True, help="the profiled target, e.g. onnxruntime-cpu")
+    p.add_argument("--predictor", required=True, help="lut-block, lut-op or flops")
+    p.add_argument("--fingerprint", help="machine fingerprint key (prefix) when the database holds several")
+    p.add_argument("--out", required=True, help="predictor file to write (.json)")
+
+    p = sub.add_parser(
+        "predict",
+        help="predict one encoder's latency with a fitted predictor",
+        description="Predict the latency of an encoder with a predictor file from `latbench fit`, "
+        "saying when the encoder lies outside what was measured.",
+    )
+    p.add_argument("--predictor", required=True, help="predictor file from `latbench fit`")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--arch", help="architecture JSON or a path to one")
+    src.add_argument("--hf-config", help="a Hugging Face config.json or its folder")
+    p.add_argument("--batch", type=int, default=1, help="batch size [1]")
+    p.add_argument("--seq", type=int, default=128, help="sequence length [128]")
+    p.add_argument("--precision", default="fp32", help="precision [fp32]")
+    p.add_argument("--target", help="warn unless the predictor was fitted on this target")
+    p.add_argument("--json", action="store_true", help="print JSON")
+
+    p = sub.add_parser(
         "export",
         help="export a measurement database to CSV or Parquet",
         description="Write one row per measurement (statistics, raw samples, target, fingerprint).",
@@ -360,7 +389,119 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"devices": cmd_devices, "profile": cmd_profile, "measure": cmd_measure, "export": cmd_export}
+def _choose_fingerprint(db, target, wanted: str | None):  # type: ignore[no-untyped-def]
+    from latbench.fingerprint import collect
+
+    found = [(fp, n) for t, fp, n in db.targets() if t.key == target.key]
+    if not found:
+        raise ConfigError(
+            f"the database has no measurements for target {target}; run `latbench profile` first"
+        )
+    if wanted:
+        found = [(fp, n) for fp, n in found if fp.key.startswith(wanted)]
+        if len(found) != 1:
+            raise ConfigError(f"--fingerprint {wanted} matches {len(found)} machines for target {target}")
+        return found[0][0]
+    if len(found) == 1:
+        return found[0][0]
+    here = collect().key
+    for fp, _ in found:
+        if fp.key == here:
+            return fp
+    options = "; ".join(f"{fp.key} ({fp.summary()}, {n} rows)" for fp, n in found)
+    raise ConfigError(
+        f"target {target} was profiled on {len(found)} machines; pick one with --fingerprint: {options}"
+    )
+
+
+def cmd_fit(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from latbench.backends.registry import default_registry
+    from latbench.db import MeasurementDB
+    from latbench.target import Target
+    from predictors.io import save_predictor
+    from predictors.lut import PREDICTORS
+    from predictors.table import LatencyTable
+
+    if args.predictor not in PREDICTORS:
+        raise ConfigError(f"unknown predictor {args.predictor!r}; choose one of {', '.join(PREDICTORS)}")
+    target = Target.parse(args.target)
+    target = default_registry().create(target.name).normalize(target)
+    with MeasurementDB(args.db, create=False) as db:
+        fingerprint = _choose_fingerprint(db, target, args.fingerprint)
+        rows = db.measurements(target_key=target.key, fingerprint_key=fingerprint.key)
+    encoders = [m for m in rows if m.spec.kind == "encoder"]
+    parts = [m for m in rows if m.spec.kind != "encoder"]
+    table = LatencyTable.from_measurements(parts) if parts else None
+    predictor = PREDICTORS[args.predictor]()
+    try:
+        predictor.fit([m.spec for m in encoders], np.array([m.median_s for m in encoders]), table=table)
+    except ValueError as exc:
+        raise ConfigError(f"cannot fit {args.predictor} on these measurements: {exc}") from None
+    training = {"encoders": len(encoders), **(table.summary() if table else {"blocks": 0, "ops": 0})}
+    save_predictor(predictor, args.out, target=target, fingerprint=fingerprint, training=training)
+    print(
+        f"fitted {args.predictor} for {target} ({fingerprint.summary()}) on {len(encoders)} encoders, "
+        f"{training['blocks']} blocks, {training['ops']} operators → {args.out}"
+    )
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    import warnings
+
+    from latbench.arch import Arch, Workload
+    from latbench.fingerprint import collect
+    from latbench.specs import EncoderSpec
+    from latbench.target import Target
+    from predictors.io import load_predictor
+    from predictors.table import ExtrapolationError
+
+    arch = Arch.from_json(args.arch) if args.arch else Arch.from_hf_config(args.hf_config)
+    spec = EncoderSpec(arch, Workload(args.batch, args.seq, args.precision))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        target = None
+        if args.target:
+            from latbench.backends.registry import default_registry
+
+            target = Target.parse(args.target)
+            target = default_registry().create(target.name).normalize(target)
+        loaded = load_predictor(args.predictor, target=target, fingerprint=collect() if target else None)
+        try:
+            detail = loaded.predictor.predict_detail([spec])
+        except ExtrapolationError as exc:
+            raise ConfigError(str(exc)) from None
+    for warning in caught:
+        print(f"latbench: warning: {warning.message}", file=sys.stderr)
+    latency_ms = float(detail.latency_s[0]) * 1e3
+    result = {
+        "predictor": loaded.predictor.name,
+        "target": str(loaded.target),
+        "fingerprint": loaded.fingerprint.key,
+        "arch": arch.to_dict(),
+        "workload": spec.workload.to_dict(),
+        "latency_ms": latency_ms,
+        "outside_table": list(detail.outside[0]),
+    }
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    print(f"{spec.label}: {latency_ms:.3f} ms predicted by {loaded.predictor.name} for {loaded.target}")
+    if detail.outside[0]:
+        print(f"  outside the measured table: {', '.join(detail.outside[0])} (extrapolated)")
+    return 0
+
+
+COMMANDS = {
+    "devices": cmd_devices,
+    "profile": cmd_profile,
+    "measure": cmd_measure,
+    "fit": cmd_fit,
+    "predict": cmd_predict,
+    "export": cmd_export,
+}
 
 
 if __name__ == "__main__":

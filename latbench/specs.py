@@ -93,6 +93,19 @@ class OpSpec:
         return content_key(self.to_dict())
 
     @property
+    def flops(self) -> int:
+        """Floating-point operations: 2 per multiply-accumulate for matrix products, and a
+        nominal count per element for element-wise work (softmax 5, add+LayerNorm 8, GELU
+        in the FFN-up op 8, embedding 10), so every operator has a non-zero size."""
+        return op_flops(self)
+
+    @property
+    def bytes_moved(self) -> int:
+        """Bytes read and written once each (weights, inputs, outputs): a lower bound on
+        memory traffic, for roofline estimates."""
+        return op_bytes(self)
+
+    @property
     def label(self) -> str:
         dims = ",".join(f"{d}={getattr(self, d)}" for d in ("hidden", "heads", "ffn") if getattr(self, d))
         w = self.workload
@@ -195,3 +208,49 @@ def encoder_ops(arch: Arch, workload: Workload) -> list[tuple[OpSpec, int]]:
 
 def with_workload(spec: Spec, workload: Workload) -> Spec:
     return replace(spec, workload=workload)
+
+
+def _op_shape(spec: OpSpec) -> tuple[int, int, int, int, int, int]:
+    w = spec.workload
+    return w.batch, w.seq_len, spec.hidden, spec.heads, spec.ffn, w.bytes_per_element
+
+
+def op_flops(spec: OpSpec) -> int:
+    b, s, h, a, f, _ = _op_shape(spec)
+    tokens = b * s
+    return {
+        "embedding": 10 * tokens * h,
+        "qkv_proj": 2 * tokens * h * 3 * h,
+        "attn_scores": 2 * b * s * s * h,
+        "softmax": 5 * b * a * s * s,
+        "attn_context": 2 * b * s * s * h,
+        "out_proj": 2 * tokens * h * h,
+        "add_layernorm": 8 * tokens * h,
+        "ffn_up_gelu": 2 * tokens * h * f + 8 * tokens * f,
+        "ffn_down": 2 * tokens * f * h,
+    }[spec.op]
+
+
+def op_bytes(spec: OpSpec) -> int:
+    b, s, h, a, f, e = _op_shape(spec)
+    tokens = b * s
+    elements = {
+        "embedding": tokens * h + 2 * tokens * h + 2 * h,  # gathered rows, output, LayerNorm
+        "qkv_proj": (h * 3 * h + 3 * h) + tokens * h + tokens * 3 * h,
+        "attn_scores": 2 * tokens * h + b * a * s * s,
+        "softmax": 2 * b * a * s * s,
+        "attn_context": b * a * s * s + 2 * tokens * h,
+        "out_proj": (h * h + h) + 2 * tokens * h,
+        "add_layernorm": 3 * tokens * h + 2 * h,
+        "ffn_up_gelu": (h * f + f) + tokens * h + tokens * f,
+        "ffn_down": (f * h + h) + tokens * f + tokens * h,
+    }[spec.op]
+    return elements * e
+
+
+def block_flops(spec: BlockSpec) -> int:
+    return sum(op.flops * n for op, n in layer_ops(spec.layer, spec.workload))
+
+
+def block_bytes(spec: BlockSpec) -> int:
+    return sum(op.bytes_moved * n for op, n in layer_ops(spec.layer, spec.workload))

@@ -12,22 +12,24 @@ from collections.abc import Callable
 import numpy as np
 
 from latbench.backends.base import Availability, Backend, Prepared
-from latbench.specs import BlockSpec, EncoderSpec, OpSpec, Spec
+from latbench.specs import BlockSpec, EncoderSpec, OpSpec, Spec, block_flops
 from latbench.target import Target
 from latbench.timing import Timer
 
 
 def fake_latency_s(spec: Spec) -> float:
-    """1 µs + 1 ns per thousand multiply-accumulates: deterministic and shape-dependent."""
+    """An additive law, as real hardware roughly is: an operator or block costs 0.1 µs
+    plus 0.5 ps per FLOP; an encoder costs 2 µs of fixed overhead plus its embedding plus
+    its layers (blocks). Deterministic and shape-dependent."""
     w = spec.workload
     if isinstance(spec, EncoderSpec):
-        macs = spec.arch.macs(w)
-    elif isinstance(spec, BlockSpec):
-        macs = spec.layer.macs(w)
-    else:
-        assert isinstance(spec, OpSpec)
-        macs = w.batch * w.seq_len * max(spec.hidden, 1) * max(spec.ffn, spec.heads, 1)
-    return 1e-6 + macs * 1e-12
+        embedding = OpSpec("embedding", w, spec.arch.hidden, vocab_size=spec.arch.vocab_size)
+        layers = sum(fake_latency_s(BlockSpec(layer, w)) for layer in spec.arch.layers)
+        return 2e-6 + fake_latency_s(embedding) + layers
+    if isinstance(spec, BlockSpec):
+        return 1e-7 + block_flops(spec) * 0.5e-12
+    assert isinstance(spec, OpSpec)
+    return 1e-7 + spec.flops * 0.5e-12
 
 
 class FakePrepared(Prepared):

@@ -358,3 +358,80 @@ def test_two_processes_profile_into_postgres_at_once(postgres_db_url: str, tmp_p
     assert len(by_worker) == 2, "both processes should have measured part of the plan"
     measured = [int(out.split("measured ")[1].split(" new")[0]) for out, _ in outputs]
     assert sum(measured) == planned
+
+
+def test_fit_then_predict_from_a_profiled_database(plan: Path, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    db = tmp_path / "m.db"
+    target = "onnxruntime-cpu:threads=1"
+    profiled = latbench("profile", "--target", target, "--plan", str(plan), "--db", str(db), "--samples", "8")
+    assert profiled.returncode == 0, profiled.stderr
+    arch = '{"layers": 2, "hidden": 64, "heads": 2, "ffn": 128, "vocab_size": 64}'
+    for name in ("lut-block", "lut-op", "flops"):
+        out = tmp_path / f"{name}.json"
+        fitted = latbench("fit", "--db", str(db), "--target", target, "--predictor", name, "--out", str(out))
+        assert fitted.returncode == 0, fitted.stderr
+        assert f"fitted {name}" in fitted.stdout and json.loads(out.read_text())["predictor"] == name
+        predicted = latbench("predict", "--predictor", str(out), "--arch", arch, "--seq", "8", "--json")
+        assert predicted.returncode == 0, predicted.stderr
+        data = json.loads(predicted.stdout)
+        assert data["latency_ms"] > 0 and data["outside_table"] == [] and data["predictor"] == name
+    far = latbench(
+        "predict",
+        "--predictor",
+        str(tmp_path / "lut-block.json"),
+        "--arch",
+        arch,
+        "--seq",
+        "64",
+        "--batch",
+        "8",
+    )
+    assert far.returncode == 0 and "outside the measured table" in far.stdout
+    assert "latbench: warning: 1 of 1 encoders lie outside" in far.stderr
+    other = latbench(
+        "predict",
+        "--predictor",
+        str(tmp_path / "flops.json"),
+        "--arch",
+        arch,
+        "--seq",
+        "8",
+        "--target",
+        "onnxruntime-cpu:threads=2",
+    )
+    assert other.returncode == 0 and "fitted on target onnxruntime-cpu" in other.stderr
+    assert_user_error(
+        run_main(
+            capsys,
+            "fit",
+            "--db",
+            str(db),
+            "--target",
+            target,
+            "--predictor",
+            "oracle",
+            "--out",
+            str(tmp_path / "x.json"),
+        ),
+        "unknown predictor 'oracle'",
+    )
+    assert_user_error(
+        run_main(
+            capsys,
+            "fit",
+            "--db",
+            str(db),
+            "--target",
+            "torch-cpu",
+            "--predictor",
+            "flops",
+            "--out",
+            str(tmp_path / "x.json"),
+        ),
+        "no measurements for target torch-cpu",
+    )
+    assert_user_error(
+        run_main(capsys, "predict", "--predictor", str(tmp_path / "none.json"), "--arch", arch),
+        "does not exist",
+    )
+    assert not (tmp_path / "x.json").exists()
