@@ -100,6 +100,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="predictor file to write (.json)")
 
     p = sub.add_parser(
+        "evaluate",
+        help="score every predictor on held-out encoders, beside the noise floor",
+        description="Fit every predictor on part of a database's encoders and score it on the rest, "
+        "with a random split (interpolation) and a split that holds out the largest hidden sizes "
+        "(extrapolation). The noise floor (two independent measurements of the held-out encoders) is "
+        "shown beside: re-measured now when the target runs here on the same machine, or read from a "
+        "second database of the same plan (--noise-db). Writes evaluation.json and parity PNGs to --out.",
+    )
+    p.add_argument("--db", default=_db_default(), help="SQLite path or PostgreSQL URL")
+    p.add_argument("--target", required=True, help="the profiled target")
+    p.add_argument("--fingerprint", help="machine fingerprint key (prefix) when the database holds several")
+    p.add_argument("--split", choices=("random", "hidden", "both"), default="both", help="[both]")
+    p.add_argument("--test-share", type=float, default=0.3, help="share of encoders held out [0.3]")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random split [0]")
+    noise = p.add_mutually_exclusive_group()
+    noise.add_argument("--noise-db", help="a second database with the same encoders measured again")
+    noise.add_argument("--no-noise-floor", action="store_true", help="skip the noise floor (not recommended)")
+    p.add_argument("--out", default="latbench-evaluation", help="folder for evaluation.json and PNGs")
+    p.add_argument("--json", action="store_true", help="print JSON")
+
+    p = sub.add_parser(
         "predict",
         help="predict one encoder's latency with a fitted predictor",
         description="Predict the latency of an encoder with a predictor file from `latbench fit`, "
@@ -135,6 +156,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except LatbenchError as exc:
         print(f"latbench: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except BrokenPipeError:  # `latbench ... | head`: the reader left, nothing to report
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except OSError as exc:  # an unreadable input, an unwritable output, a full disk
         where = f": {exc.filename}" if exc.filename else ""
         print(f"latbench: error: {exc.strerror or exc}{where}", file=sys.stderr)
@@ -448,6 +472,101 @@ def cmd_fit(args: argparse.Namespace) -> int:
     return 0
 
 
+def _second_measurement(args, target, fingerprint, tests):  # type: ignore[no-untyped-def]
+    """Another independent measurement of the held-out encoders, for the noise floor."""
+    from latbench.db import MeasurementDB
+    from latbench.fingerprint import collect
+    from latbench.profile import measure_specs
+
+    if args.no_noise_floor:
+        return []
+    if args.noise_db:
+        with MeasurementDB(args.noise_db, create=False) as db:
+            return db.measurements(target_key=target.key, fingerprint_key=fingerprint.key, kind="encoder")
+    from latbench.backends.registry import default_registry
+
+    backend = default_registry().create(target.name)
+    here = collect(backend.fingerprint_extras())
+    if not backend.availability().available or here.key != fingerprint.key:
+        raise ConfigError(
+            "the noise floor needs the held-out encoders measured twice: this machine cannot re-measure "
+            f"them (target {target} measured on {fingerprint.summary()}); pass --noise-db with a second "
+            "profile of the same plan, or --no-noise-floor"
+        )
+    specs = list({m.spec: None for m in tests})
+    print(f"re-measuring {len(specs)} held-out encoders for the noise floor…", file=sys.stderr)
+    return measure_specs(backend, target, here, specs)
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from latbench.backends.registry import default_registry
+    from latbench.db import MeasurementDB
+    from latbench.target import Target
+    from predictors.evaluation import evaluate, noise_floor_pairs, split_measurements
+    from predictors.metrics import noise_floor
+    from reports.parity import parity_plot
+
+    target = Target.parse(args.target)
+    target = default_registry().create(target.name).normalize(target)
+    with MeasurementDB(args.db, create=False) as db:
+        fingerprint = _choose_fingerprint(db, target, args.fingerprint)
+        rows = db.measurements(target_key=target.key, fingerprint_key=fingerprint.key)
+    names = ("random", "hidden") if args.split == "both" else (args.split,)
+    try:
+        splits = [split_measurements(rows, n, test_share=args.test_share, seed=args.seed) for n in names]
+    except ValueError as exc:
+        raise ConfigError(f"cannot evaluate: {exc}") from None
+    second = _second_measurement(args, target, fingerprint, [m for sp in splits for m in sp.test])
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    report: dict = {"target": str(target), "fingerprint": fingerprint.to_dict(), "splits": {}}  # type: ignore[type-arg]
+    for sp in splits:
+        scored = evaluate(sp)
+        first, again = noise_floor_pairs(sp.test, second)
+        floor = noise_floor(first, again) if len(first) else None
+        measured_ms = [m.median_s * 1e3 for m in sp.test]
+        report["splits"][sp.name] = {
+            "train": len(sp.train),
+            "test": len(sp.test),
+            "noise_floor": floor.to_dict() if floor else None,
+            "predictors": {
+                s.predictor: {
+                    "accuracy": s.accuracy.to_dict() if s.accuracy else None,
+                    "extrapolated": s.extrapolated,
+                    "error": s.error,
+                    "predicted_ms": [v * 1e3 for v in s.predicted_s],
+                }
+                for s in scored
+            },
+            "measured_ms": measured_ms,
+            "test_labels": [m.spec.label for m in sp.test],
+        }
+        floor_text = floor.format() if floor else "noise floor: not measured"
+        parity_plot(
+            measured_ms,
+            {s.predictor: [v * 1e3 for v in s.predicted_s] for s in scored if s.accuracy},
+            out / f"parity-{sp.name}.png",
+            title=f"{target}\n{sp.name} split: {len(sp.test)} held-out encoders",
+            noise_floor_text=floor_text,
+        )
+        if not args.json:
+            sizes = f"trained on {len(sp.train)} encoders, tested on {len(sp.test)}"
+            print(f"{sp.name} split: {sizes}; {floor_text}")
+            for s in scored:
+                line = s.accuracy.format() if s.accuracy else f"not fitted: {s.error}"
+                extra = f" ({s.extrapolated} extrapolated)" if s.extrapolated else ""
+                print(f"  {s.predictor:10s} {line}{extra}")
+    path = out / "evaluation.json"
+    path.write_text(json.dumps(report, indent=1, default=lambda v: None if v != v else v))
+    if args.json:
+        print(json.dumps(report, indent=1, default=float))
+    else:
+        print(f"wrote {path} and parity plots to {out}/")
+    return 0
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
     import warnings
 
@@ -499,6 +618,7 @@ COMMANDS = {
     "profile": cmd_profile,
     "measure": cmd_measure,
     "fit": cmd_fit,
+    "evaluate": cmd_evaluate,
     "predict": cmd_predict,
     "export": cmd_export,
 }

@@ -435,3 +435,36 @@ def test_fit_then_predict_from_a_profiled_database(plan: Path, tmp_path: Path, c
         "does not exist",
     )
     assert not (tmp_path / "x.json").exists()
+
+
+def test_evaluate_scores_predictors_beside_a_re_measured_noise_floor(tmp_path: Path) -> None:
+    plan = tmp_path / "six.toml"
+    plan.write_text(TINY_PLAN.replace("encoders = 2", "encoders = 6"))
+    db = tmp_path / "m.db"
+    target = "onnxruntime-cpu:threads=1"
+    profiled = latbench("profile", "--target", target, "--plan", str(plan), "--db", str(db), "--samples", "8")
+    assert profiled.returncode == 0, profiled.stderr
+    out = tmp_path / "eval"
+    result = latbench("evaluate", "--db", str(db), "--target", target, "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    assert "random split" in result.stdout and "hidden split" in result.stdout
+    assert "noise floor n=" in result.stdout and "lut-block" in result.stdout
+    report = json.loads((out / "evaluation.json").read_text())
+    assert report["splits"]["random"]["noise_floor"]["n"] >= 1
+    assert report["splits"]["random"]["predictors"]["lut-block"]["accuracy"]["n"] >= 1
+    for name in ("random", "hidden"):
+        png = (out / f"parity-{name}.png").read_bytes()
+        assert png.startswith(b"\x89PNG") and len(png) > 10_000
+    quiet = latbench(
+        "evaluate",
+        "--db",
+        str(db),
+        "--target",
+        target,
+        "--out",
+        str(out),
+        "--no-noise-floor",
+        "--split",
+        "random",
+    )
+    assert quiet.returncode == 0 and "noise floor: not measured" in quiet.stdout

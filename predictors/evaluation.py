@@ -1,0 +1,130 @@
+"""Evaluating predictors on held-out end-to-end measurements, beside the noise floor.
+
+Two splits of a database's encoders:
+
+* ``random``: a seeded share of the encoders is held out (interpolation);
+* ``hidden``: the encoders with the largest hidden sizes are held out (extrapolation
+  in the dimension that matters most), with blocks and operators of those hidden sizes
+  removed from the lookup table too, so no predictor sees the held-out shapes.
+
+Every predictor is fitted on the training encoders (and the table) and scored on the
+held-out ones with ``predictors.metrics.accuracy``; ``noise_floor`` compares two
+independent measurements of the held-out encoders, the bar no predictor can beat.
+"""
+
+from __future__ import annotations
+
+import random
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from latbench.measurement import Measurement
+from latbench.specs import BlockSpec, EncoderSpec, OpSpec
+from predictors.base import ExtrapolationWarning
+from predictors.lut import PREDICTORS
+from predictors.metrics import Accuracy, NoiseFloor, accuracy
+from predictors.table import LatencyTable
+
+SPLITS = ("random", "hidden")
+
+
+@dataclass(frozen=True)
+class Split:
+    name: str
+    train: tuple[Measurement, ...]
+    test: tuple[Measurement, ...]
+    table: LatencyTable | None
+
+
+def split_measurements(
+    rows: Sequence[Measurement], how: str, *, test_share: float = 0.3, seed: int = 0
+) -> Split:
+    if how not in SPLITS:
+        raise ValueError(f"split must be one of {', '.join(SPLITS)}, got {how!r}")
+    if not 0 < test_share < 1:
+        raise ValueError(f"test share must be between 0 and 1, got {test_share}")
+    encoders = [m for m in rows if isinstance(m.spec, EncoderSpec)]
+    parts = [m for m in rows if not isinstance(m.spec, EncoderSpec)]
+    if len(encoders) < 4:
+        raise ValueError(f"evaluation needs at least 4 measured encoders, the database has {len(encoders)}")
+    n_test = max(1, round(len(encoders) * test_share))
+    if how == "random":
+        order = list(encoders)
+        random.Random(seed).shuffle(order)
+        test, train = order[:n_test], order[n_test:]
+    else:
+        hidden_sizes = sorted({m.spec.arch.hidden for m in encoders})
+        if len(hidden_sizes) < 2:
+            raise ValueError("the hidden split needs encoders of at least two hidden sizes")
+        held: set[int] = set()
+        for h in reversed(hidden_sizes[1:]):  # hold out the largest sizes, never all of them
+            held.add(h)
+            if sum(m.spec.arch.hidden in held for m in encoders) >= n_test:
+                break
+        test = [m for m in encoders if m.spec.arch.hidden in held]
+        train = [m for m in encoders if m.spec.arch.hidden not in held]
+        parts = [m for m in parts if _hidden(m) not in held]
+    table = LatencyTable.from_measurements(parts) if parts else None
+    return Split(how, tuple(train), tuple(test), table)
+
+
+def _hidden(m: Measurement) -> int:
+    spec = m.spec
+    if isinstance(spec, BlockSpec):
+        return spec.layer.hidden
+    assert isinstance(spec, OpSpec)
+    return spec.hidden
+
+
+@dataclass(frozen=True)
+class Scored:
+    predictor: str
+    accuracy: Accuracy | None
+    predicted_s: tuple[float, ...]
+    extrapolated: int
+    error: str = ""
+
+
+def evaluate(split: Split, names: Sequence[str] = tuple(PREDICTORS)) -> list[Scored]:
+    """Fit each predictor on ``split.train`` and score it on ``split.test``."""
+    X_train = [m.spec for m in split.train]
+    y_train = np.array([m.median_s for m in split.train])
+    X_test = [m.spec for m in split.test]
+    y_test = np.array([m.median_s for m in split.test])
+    scored = []
+    for name in names:
+        try:
+            predictor = PREDICTORS[name]().fit(X_train, y_train, table=split.table)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ExtrapolationWarning)  # counted below instead
+                detail = predictor.predict_detail(X_test)
+        except ValueError as exc:  # e.g. a table-based predictor on a database without blocks
+            scored.append(Scored(name, None, (), 0, str(exc)))
+            continue
+        scored.append(
+            Scored(
+                name,
+                accuracy(detail.latency_s, y_test),
+                tuple(float(v) for v in detail.latency_s),
+                int(detail.extrapolated.sum()),
+            )
+        )
+    return scored
+
+
+def noise_floor_pairs(
+    test: Sequence[Measurement], second: Sequence[Measurement]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Medians of the held-out encoders in both measurements, matched by spec."""
+    again = {m.spec.key: m.median_s for m in second}
+    pairs = [(m.median_s, again[m.spec.key]) for m in test if m.spec.key in again]
+    if not pairs:
+        return np.empty(0), np.empty(0)
+    first, other = zip(*pairs, strict=True)
+    return np.array(first), np.array(other)
+
+
+__all__ = ["SPLITS", "NoiseFloor", "Scored", "Split", "evaluate", "noise_floor_pairs", "split_measurements"]

@@ -1,0 +1,80 @@
+"""Splits and scoring of predictors on held-out encoders (fake backend, known law)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from latbench.db import MeasurementDB
+from latbench.fingerprint import collect
+from latbench.plans import Plan, ProfileSpace
+from latbench.profile import measure_specs, run_profile
+from latbench.target import Target
+from latbench.testing.fake_backend import FakeBackend
+from latbench.timing import ProtocolSettings
+from predictors.evaluation import evaluate, noise_floor_pairs, split_measurements
+from predictors.lut import PREDICTORS
+
+SETTINGS = ProtocolSettings(
+    warmup_min_s=0.0, warmup_min_iters=1, min_sample_s=0.0, samples=4, min_samples=4, rounds=1
+)
+
+
+@pytest.fixture(scope="module")
+def rows(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    space = ProfileSpace(
+        hidden=(64, 128, 256), heads=(2, 4), ffn_ratios=(2.0,), seq_lens=(16, 64), layers=(2, 4)
+    )
+    backend = FakeBackend()
+    target = backend.normalize(Target("fake-cpu"))
+    with MeasurementDB(tmp_path_factory.mktemp("db") / "m.db") as db:
+        run_profile(
+            Plan(name="e", space=space, encoders=20, seed=5).specs(), backend, target, collect(), db, SETTINGS
+        )
+        return db.measurements()
+
+
+def test_random_split_holds_out_a_seeded_share(rows) -> None:  # type: ignore[no-untyped-def]
+    a = split_measurements(rows, "random", test_share=0.3, seed=1)
+    b = split_measurements(rows, "random", test_share=0.3, seed=1)
+    assert [m.spec for m in a.test] == [m.spec for m in b.test]
+    assert len(a.test) == 6 and len(a.train) == 14
+    assert not {m.spec for m in a.test} & {m.spec for m in a.train}
+    assert a.table is not None and a.table.blocks
+
+
+def test_hidden_split_removes_the_held_out_sizes_from_the_table_too(rows) -> None:  # type: ignore[no-untyped-def]
+    split = split_measurements(rows, "hidden", test_share=0.3)
+    held = {m.spec.arch.hidden for m in split.test}
+    assert held and max(m.spec.arch.hidden for m in split.train) < min(held)
+    assert split.table is not None
+    assert not {s.layer.hidden for s in split.table.blocks} & held
+    assert not {s.hidden for s in split.table.ops} & held
+
+
+def test_every_predictor_is_scored_and_the_table_ones_beat_flops_on_a_known_law(rows) -> None:  # type: ignore[no-untyped-def]
+    scored = {s.predictor: s for s in evaluate(split_measurements(rows, "random", seed=2))}
+    assert set(scored) == set(PREDICTORS)
+    assert scored["lut-block"].accuracy is not None and scored["lut-block"].accuracy.within_10pct == 1.0
+    assert scored["lut-block"].accuracy.mape_pct <= scored["flops"].accuracy.mape_pct  # type: ignore[union-attr]
+    hidden = {s.predictor: s for s in evaluate(split_measurements(rows, "hidden"))}
+    assert hidden["lut-block"].extrapolated > 0  # held-out sizes are outside the table, and counted
+
+
+def test_noise_floor_pairs_match_by_spec(rows) -> None:  # type: ignore[no-untyped-def]
+    split = split_measurements(rows, "random")
+    backend = FakeBackend()
+    target = backend.normalize(Target("fake-cpu"))
+    again = measure_specs(backend, target, collect(), [m.spec for m in split.test[:3]], SETTINGS)
+    first, second = noise_floor_pairs(split.test, again)
+    assert len(first) == 3 and np.allclose(first, second)  # the fake backend has no noise
+    assert noise_floor_pairs(split.test, [])[0].size == 0
+
+
+def test_bad_splits_are_explained(rows) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(ValueError, match="split must be one of random, hidden"):
+        split_measurements(rows, "time")
+    with pytest.raises(ValueError, match="test share"):
+        split_measurements(rows, "random", test_share=1.5)
+    with pytest.raises(ValueError, match="at least 4 measured encoders"):
+        split_measurements([m for m in rows if m.spec.kind != "encoder"], "random")
