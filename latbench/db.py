@@ -23,7 +23,6 @@ import os
 import re
 import socket
 import sqlite3
-import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -37,6 +36,7 @@ from sqlalchemy.engine import Connection, Engine, make_url
 
 import latbench
 from latbench.errors import ConfigError, DatabaseError, LatbenchError
+from latbench.files import atomic_output
 from latbench.fingerprint import Fingerprint
 from latbench.measurement import KernelTime, Measurement
 from latbench.specs import BlockSpec, EncoderSpec, OpSpec, Spec, spec_from_dict
@@ -824,21 +824,11 @@ class MeasurementDB:
         schema = pa.schema(fields)
         table = pa.table({f.name: pa.array(columns[f.name], type=f.type) for f in fields}, schema=schema)
 
-        fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
-        os.close(fd)
-        try:
+        with atomic_output(dest) as tmp:
             if fmt == "parquet":
                 pq.write_table(table, tmp)
             else:
                 pa_csv.write_csv(table, tmp)
-            umask = os.umask(0)
-            os.umask(umask)
-            os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it 0600; an export is an ordinary file
-            os.replace(tmp, dest)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
         return table.num_rows
 
 

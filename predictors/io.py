@@ -11,14 +11,13 @@ machine fingerprint it was fitted on, and a summary of its training data::
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
 
 from latbench import __version__
 from latbench.errors import ConfigError
+from latbench.files import atomic_output
 from latbench.fingerprint import Fingerprint
 from latbench.target import Target
 from predictors.base import LatencyPredictor
@@ -51,20 +50,8 @@ def save_predictor(
         "fingerprint": fingerprint.to_dict(),
         "training": training,
     }
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(
-        prefix=f".{path.name}.", suffix=".tmp", dir=path.parent if str(path.parent) else "."
-    )
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(document, f, indent=1, sort_keys=True)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)  # never a half-written predictor
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_output(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
+        json.dump(document, f, indent=1, sort_keys=True)
 
 
 class LoadedPredictor:
