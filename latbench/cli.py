@@ -1,7 +1,8 @@
 """The ``latbench`` command: a thin layer that parses arguments, wires the packages
 together and turns user mistakes (``LatbenchError``) into one-line errors and exit code 2.
 
-Commands: ``devices``, ``profile``, ``measure``, ``export``.
+Commands: ``devices``, ``profile``, ``measure``, ``fit``, ``evaluate``, ``predict``,
+``specsheets``, ``export``, ``distill``, ``demo-task``.
 """
 
 from __future__ import annotations
@@ -176,6 +177,75 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--db", default=_db_default(), help="SQLite path or SQLAlchemy URL")
     p.add_argument("--out", required=True, help="output file (.csv or .parquet)")
     p.add_argument("--format", choices=("csv", "parquet"), default=None, help="default: from --out's suffix")
+
+    p = sub.add_parser(
+        "distill",
+        help="distil a student architecture from a teacher classifier",
+        description="Train a student of architecture --arch from a local Hugging Face BERT "
+        "sequence classifier (--teacher) on --data, with knowledge-distillation losses, a teacher-"
+        "extracted initialisation (ETD) and a resumable state; then evaluate accuracy, F1, MCC and "
+        "loyalty to the teacher, and save the student (Hugging Face layout where possible, ONNX "
+        "always, plus an INT8 ONNX variant). Rerunning the same command resumes.",
+        epilog="Data: .jsonl, .csv/.tsv (GLUE layout with a header), a folder of split files "
+        "(train.tsv, dev.tsv) or a Hugging Face dataset saved with save_to_disk. "
+        "Try it on the built-in task: `latbench demo-task --out demo` then "
+        "`latbench distill --teacher demo/teacher --data demo/train.jsonl --dev demo/dev.jsonl "
+        '--arch \'{"layers": 2, "hidden": 128, "heads": 2, "ffn": 256}\' --proxy --out student`.',
+    )
+    p.add_argument(
+        "--teacher", required=True, help="folder of the teacher checkpoint (config.json, weights, tokenizer)"
+    )
+    p.add_argument("--data", required=True, help="training data (file or folder)")
+    p.add_argument("--dev", help="development data [the folder's dev split, else 10%% of --data]")
+    p.add_argument(
+        "--arch",
+        required=True,
+        help="student architecture JSON or a path to one, e.g. "
+        '\'{"layers": 4, "hidden": 256, "heads": 4, "ffn": 1024}\'',
+    )
+    p.add_argument("--out", required=True, help="output folder (student/, student.onnx, metrics.json)")
+    p.add_argument("--proxy", action="store_true", help="short proxy run: 300 steps on 2,000 examples")
+    p.add_argument("--steps", type=int, default=0, help="training steps [from --epochs]")
+    p.add_argument("--epochs", type=float, default=3.0, help="epochs when --steps is not given [3]")
+    p.add_argument("--batch-size", type=int, default=32, help="examples per step [32]")
+    p.add_argument("--lr", type=float, default=3e-4, help="peak learning rate [3e-4]")
+    p.add_argument(
+        "--temperature", type=float, default=2.0, help="softmax temperature of the logits loss [2]"
+    )
+    p.add_argument(
+        "--losses",
+        default="logits=1,hidden=1",
+        help="loss weights among logits, hidden, attention, relations, labels [logits=1,hidden=1]",
+    )
+    p.add_argument(
+        "--layer-map",
+        default="uniform",
+        help="teacher layer for each student layer: uniform, last, or a list such as 2,4,6 [uniform]",
+    )
+    p.add_argument(
+        "--init",
+        choices=("etd", "random"),
+        default="etd",
+        help="student weights: extracted from the teacher by importance (etd) or random [etd]",
+    )
+    p.add_argument("--seed", type=int, default=0, help="random seed [0]")
+    p.add_argument(
+        "--eval-every", type=int, default=0, help="evaluate on the dev set every N steps [end only]"
+    )
+    p.add_argument("--no-int8", action="store_true", help="skip the INT8 variant")
+    p.add_argument("--json", action="store_true", help="print metrics.json instead of a summary")
+
+    p = sub.add_parser(
+        "demo-task",
+        help="write the built-in demo task and train its demo teacher",
+        description="Generate the demo text-classification task (compositional sentiment, fixed "
+        "seed; see search/demo.py) as train.jsonl and dev.jsonl, and train the built-in demo "
+        "teacher (a 4-layer BERT) into OUT/teacher. Reuses what is already there.",
+    )
+    p.add_argument("--out", default="latbench-demo", help="output folder [latbench-demo]")
+    p.add_argument(
+        "--teacher-steps", type=int, default=None, help="teacher training steps [search.demo default]"
+    )
     return parser
 
 
@@ -722,6 +792,158 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def _training_bar(label: str):  # type: ignore[no-untyped-def]
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    # On stderr, so that `--json` output on stdout stays machine-readable.
+    return Progress(
+        TextColumn(f"[bold]{label}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        TextColumn("{task.description}"),
+        console=Console(stderr=True, soft_wrap=True),
+    )
+
+
+def _parse_layer_map(text: str) -> str | tuple[int, ...]:
+    if text in ("uniform", "last"):
+        return text
+    try:
+        return tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise ConfigError(
+            f"--layer-map {text!r} is not uniform, last or a comma-separated list of teacher layers"
+        ) from None
+
+
+def cmd_distill(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from latbench.arch import Arch
+    from search.checkpoint import load_checkpoint
+    from search.distill import DistillConfig, LossWeights
+    from search.pipeline import METRICS_FILE, check_settings, distill_student, load_data, proxy_config
+
+    arch = Arch.from_json(args.arch)
+    config = DistillConfig(
+        steps=args.steps,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        learning_rate=args.lr,
+        temperature=args.temperature,
+        losses=LossWeights.parse(args.losses),
+        layer_map=_parse_layer_map(args.layer_map),
+        init=args.init,
+        seed=args.seed,
+        eval_every=args.eval_every,
+    )
+    if args.proxy:
+        config = proxy_config(config)
+    # Everything that can be checked is checked before the first step.
+    teacher = load_checkpoint(args.teacher)
+    check_settings(teacher, arch, config)
+    datasets = load_data(args.data, args.dev, teacher, 0.1, config.seed)
+    console = _console()
+    with _training_bar("distilling") as bar:
+        task = bar.add_task("", total=None)
+
+        def on_step(step: int, total: int, losses: dict[str, float]) -> None:
+            bar.update(task, completed=step, total=total, description=f"loss {losses['loss']:.4f}")
+
+        outcome = distill_student(
+            args.teacher,
+            args.data,
+            arch,
+            args.out,
+            config,
+            dev_path=args.dev,
+            int8=not args.no_int8,
+            on_step=on_step,
+            teacher=teacher,
+            datasets=datasets,
+        )
+    if args.json:
+        print((Path(args.out) / METRICS_FILE).read_text(encoding="utf-8"), end="")
+        return 0
+    from rich.table import Table
+
+    table = Table(
+        title=f"student {arch.num_layers}L/{arch.hidden}H vs teacher "
+        f"({outcome.student.examples} dev examples)"
+    )
+    for col in (
+        "model",
+        "params",
+        "GFLOPs/sequence",
+        "accuracy",
+        "F1",
+        "MCC",
+        "label loyalty",
+        "prob. loyalty",
+    ):
+        table.add_column(col)
+
+    def row(name: str, q, params: int | None, flops: int | None) -> None:  # type: ignore[no-untyped-def]
+        loyal = (
+            (f"{q.label_loyalty:.3f}", f"{q.probability_loyalty:.3f}")
+            if q.label_loyalty is not None
+            else ("", "")
+        )
+        table.add_row(
+            name,
+            f"{params:,}" if params else "",
+            f"{flops / 1e9:.2f}" if flops else "",
+            f"{q.accuracy:.3f}",
+            f"{q.f1:.3f}",
+            f"{q.mcc:.3f}",
+            *loyal,
+        )
+
+    row("teacher", outcome.teacher, outcome.teacher_params, outcome.teacher_flops)
+    row("student", outcome.student, outcome.student_params, outcome.student_flops)
+    if outcome.int8 is not None:
+        row("student INT8", outcome.int8, None, None)
+    console.print(table)
+    resumed = f", resumed at step {outcome.resumed_from}" if outcome.resumed_from else ""
+    console.print(
+        f"{outcome.steps} steps in {outcome.train_seconds:.0f} s{resumed}; wrote {args.out}/: "
+        + ", ".join(outcome.files),
+        markup=False,
+    )
+    return 0
+
+
+def cmd_demo_task(args: argparse.Namespace) -> int:
+    from search.demo import write_demo_task
+
+    console = _console()
+    kwargs = (
+        {}
+        if args.teacher_steps is None
+        else {"teacher_steps": _positive("--teacher-steps", args.teacher_steps)}
+    )
+    with _training_bar("training the demo teacher") as bar:
+        task = bar.add_task("", total=None)
+
+        def on_step(step: int, total: int, losses: dict[str, float]) -> None:
+            bar.update(task, completed=step, total=total, description=f"loss {losses['loss']:.4f}")
+
+        files = write_demo_task(args.out, on_step=on_step, **kwargs)
+    console.print(f"demo task: {files.train}, {files.dev}; teacher: {files.teacher}", markup=False)
+    return 0
+
+
 COMMANDS = {
     "devices": cmd_devices,
     "profile": cmd_profile,
@@ -731,6 +953,8 @@ COMMANDS = {
     "predict": cmd_predict,
     "specsheets": cmd_specsheets,
     "export": cmd_export,
+    "distill": cmd_distill,
+    "demo-task": cmd_demo_task,
 }
 
 

@@ -1,0 +1,54 @@
+"""Tiny teachers and data for the distillation tests: a BERT built from a config and saved
+with ``save_pretrained``, a WordPiece tokenizer trained with ``tokenizers``, and a few
+hundred examples of the demo task."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from search.data import TextDataset, save_jsonl
+from search.demo import LABEL_NAMES, demo_task, train_tokenizer
+
+TEACHER_LAYERS, TEACHER_HIDDEN, TEACHER_HEADS, TEACHER_FFN = 4, 32, 4, 64
+
+
+@pytest.fixture(scope="session")
+def demo_data() -> tuple[TextDataset, TextDataset]:
+    return demo_task(train_examples=320, dev_examples=80, seed=5)
+
+
+@pytest.fixture(scope="session")
+def data_files(tmp_path_factory: pytest.TempPathFactory, demo_data) -> tuple[Path, Path]:  # type: ignore[no-untyped-def]
+    root = tmp_path_factory.mktemp("data")
+    save_jsonl(demo_data[0], root / "train.jsonl")
+    save_jsonl(demo_data[1], root / "dev.jsonl")
+    return root / "train.jsonl", root / "dev.jsonl"
+
+
+def make_hf_teacher(directory: Path, texts: list[str], *, seed: int = 0, num_labels: int = 2) -> Path:
+    transformers = pytest.importorskip("transformers")
+    tokenizer = train_tokenizer(texts, vocab_size=160)
+    config = transformers.BertConfig(
+        vocab_size=tokenizer.get_vocab_size(),
+        hidden_size=TEACHER_HIDDEN,
+        num_hidden_layers=TEACHER_LAYERS,
+        num_attention_heads=TEACHER_HEADS,
+        intermediate_size=TEACHER_FFN,
+        max_position_embeddings=64,
+        num_labels=num_labels,
+        id2label=dict(enumerate(LABEL_NAMES)) if num_labels == 2 else None,
+        label2id={n: i for i, n in enumerate(LABEL_NAMES)} if num_labels == 2 else None,
+    )
+    torch.manual_seed(seed)
+    model = transformers.BertForSequenceClassification(config).eval()
+    model.save_pretrained(directory)
+    tokenizer.save(str(directory / "tokenizer.json"))
+    return directory
+
+
+@pytest.fixture(scope="session")
+def teacher_dir(tmp_path_factory: pytest.TempPathFactory, demo_data) -> Path:  # type: ignore[no-untyped-def]
+    return make_hf_teacher(tmp_path_factory.mktemp("teacher"), [e.text for e in demo_data[0].examples])
