@@ -13,8 +13,10 @@ words needs attention to the previous token; and the weight of the last clause n
 position of "but", so accuracy keeps growing with depth and width — small students really
 lose accuracy and the accuracy–latency front is not flat.
 
-**The demo teacher** is a 6-layer, 256-wide BERT that latbench fine-tunes on that task
-(from random initialisation; about 1–2 minutes on two CPU cores), saved as a Hugging
+**The demo teacher** is a 4-layer, 128-wide BERT that latbench trains on that task from
+random initialisation (1,200 steps without dropout, about 3 minutes on two CPU cores,
+~81% dev accuracy where a logistic regression on words gets 64% and on word pairs 75%),
+saved as a Hugging
 Face checkpoint with a WordPiece tokenizer trained on the task's texts with ``tokenizers``.
 """
 
@@ -56,7 +58,7 @@ LAST_CLAUSE_WEIGHT = 2
 LABEL_NOISE = 0.02
 
 DEMO_SEED = 20261122
-DEMO_TEACHER_ARCH = Arch.uniform(6, 256, 4, 1024, vocab_size=256, max_positions=128)
+DEMO_TEACHER_ARCH = Arch.uniform(4, 128, 4, 512, vocab_size=256, max_positions=128)
 
 
 def _clause(rng: random.Random) -> tuple[list[str], int]:
@@ -134,7 +136,7 @@ def write_demo_task(
     train_examples: int = 8000,
     dev_examples: int = 1000,
     seed: int = DEMO_SEED,
-    teacher_steps: int = 1500,
+    teacher_steps: int = 1200,
     teacher_arch: Arch = DEMO_TEACHER_ARCH,
     on_step: Callable[[int, int, dict[str, float]], None] | None = None,
 ) -> DemoFiles:
@@ -167,6 +169,9 @@ def write_demo_task(
         warmup_fraction=0.1,
         losses=LossWeights(logits=0.0, labels=1.0),
         init="random",
+        # Measured: without dropout at lr 5e-4, 79.8% dev accuracy after 600 steps; with dropout
+        # 0.1 at lr 3e-4, 70.5%; the 2% label noise is not what this task overfits.
+        dropout=0.0,
         checkpoint_every=250,
         seed=seed % 10_000,
     )
