@@ -3,6 +3,8 @@
     .venv/bin/nox -s tests          # the test suite (PostgreSQL tests need scripts/start-postgres)
     .venv/bin/nox -s lint           # ruff
     .venv/bin/nox -s benchmarks     # noise floor, profiling throughput, additivity gap
+    .venv/bin/nox -s predictor_benchmarks   # published models, learning curve, transfer, speed
+    .venv/bin/nox -s distill_benchmarks     # students at measured speed-ups, ETD, proxy ranking
 
 Sessions reuse the interpreter nox runs under (venv_backend="none", tools called as
 ``python -m``) rather than building new environments: a fresh one would have to reinstall
@@ -45,3 +47,10 @@ def predictor_benchmarks(session: nox.Session) -> None:
     prediction speed (~30 minutes after the standard plan is profiled into
     .latbench-bench/standard.db; see benchmarks/predictor_bench.py)."""
     session.run(PYTHON, "benchmarks/predictor_bench.py", *session.posargs, external=True)
+
+
+@nox.session(venv_backend="none")
+def distill_benchmarks(session: nox.Session) -> None:
+    """The demo teacher's students at 2x/3x/5x measured speed-ups, ETD vs random
+    initialisation, and the proxy-vs-full ranking (see benchmarks/distill_bench.py)."""
+    session.run(PYTHON, "benchmarks/distill_bench.py", *session.posargs, external=True)

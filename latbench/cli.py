@@ -878,6 +878,8 @@ def cmd_distill(args: argparse.Namespace) -> int:
         return 0
     from rich.table import Table
 
+    if not console.is_terminal:
+        console.width = max(console.width, 110)  # the eight columns fit on one line in a log
     table = Table(
         title=f"student {arch.num_layers}L/{arch.hidden}H vs teacher "
         f"({outcome.student.examples} dev examples)"
