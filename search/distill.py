@@ -47,7 +47,7 @@ from latbench.errors import ConfigError
 from latbench.files import atomic_output
 from latbench.keys import content_key
 from search.checkpoint import Encoded
-from search.extract import LayerMap, extract_student, importance
+from search.extract import LayerMap, extract_student, importance, student_for_teacher
 from search.model import HIDDEN_STATES, QKV, SCORES, Classifier, ClassifierConfig, Outputs
 from search.quality import Quality, quality
 
@@ -171,6 +171,7 @@ class TrainResult:
     history: list[dict[str, float]]  # one row per evaluation: step, dev accuracy, losses
     train_seconds: float
     resumed_from: int = 0
+    teacher_dev_probs: np.ndarray | None = None  # the teacher's dev-set distributions, when both exist
 
 
 def lr_at(step: int, total: int, peak: float, warmup: int) -> float:
@@ -236,7 +237,9 @@ def train(
     total = total_steps(config, len(data))
     warmup = int(config.warmup_fraction * total)
     want_t, want_s = _wanted(weights)
-    teacher_dev = _probs(teacher, dev, config.batch_size) if teacher is not None and dev is not None else None
+    teacher_dev = None
+    if teacher is not None and dev is not None:
+        teacher_dev = predict_probs(teacher, dev.encoded, config.batch_size)
 
     run_key = _run_key(config, arch, teacher, data)
     step, history = 0, []
@@ -291,15 +294,11 @@ def train(
         if on_step is not None:
             on_step(step, total, logged)
     student.eval()
-    return TrainResult(student, layer_map, step, history, time.perf_counter() - started, resumed_from)
+    seconds = time.perf_counter() - started
+    return TrainResult(student, layer_map, step, history, seconds, resumed_from, teacher_dev)
 
 
 # --- evaluation -------------------------------------------------------------------------
-def _probs(model: Classifier | None, data: Batches | None, batch_size: int) -> np.ndarray:
-    assert model is not None and data is not None
-    return predict_probs(model, data.encoded, batch_size)
-
-
 def predict_probs(model: Classifier, encoded: Encoded, batch_size: int = 64) -> np.ndarray:
     """Class probabilities [n, classes] of ``model`` in eval mode."""
     was_training = model.training
@@ -461,18 +460,6 @@ def _initial_student(
     ]
     return extract_student(
         teacher, student_for_teacher(arch, teacher.arch), layer_map.init, importance(teacher, batches)
-    )
-
-
-def student_for_teacher(arch: Arch, teacher: Arch) -> Arch:
-    """The student reads the teacher's tokens: same vocabulary and token types."""
-    return Arch(
-        hidden=arch.hidden,
-        heads=arch.heads,
-        ffn=arch.ffn,
-        vocab_size=teacher.vocab_size,
-        max_positions=min(arch.max_positions, teacher.max_positions),
-        type_vocab_size=teacher.type_vocab_size,
     )
 
 

@@ -121,6 +121,19 @@ def importance(model: Classifier, batches: Iterable[tuple[Encoded, Tensor]]) -> 
     return Importance(tuple(as_np[:layers]), tuple(as_np[layers : 2 * layers]), as_np[-1])
 
 
+def student_for_teacher(arch: Arch, teacher: Arch) -> Arch:
+    """``arch`` reading the teacher's inputs: its vocabulary and token types, and no more
+    positions than the teacher has."""
+    return Arch(
+        hidden=arch.hidden,
+        heads=arch.heads,
+        ffn=arch.ffn,
+        vocab_size=teacher.vocab_size,
+        max_positions=min(arch.max_positions, teacher.max_positions),
+        type_vocab_size=teacher.type_vocab_size,
+    )
+
+
 def check_extractable(teacher: Arch, student: Arch, init_layers: Sequence[int]) -> None:
     """Raise ``ConfigError`` saying why ``student`` cannot be cut out of ``teacher``."""
     problems = []
@@ -146,16 +159,8 @@ def extract_student(
 ) -> Classifier:
     """A student of architecture ``arch`` whose weights are cut from ``teacher``."""
     t_arch = teacher.arch
-    # The student reads the teacher's inputs: its token types, and no more positions.
-    arch = Arch(
-        hidden=arch.hidden,
-        heads=arch.heads,
-        ffn=arch.ffn,
-        vocab_size=arch.vocab_size,
-        max_positions=min(arch.max_positions, t_arch.max_positions),
-        type_vocab_size=t_arch.type_vocab_size,
-    )
     check_extractable(t_arch, arch, init_layers)
+    arch = student_for_teacher(arch, t_arch)
     config = ClassifierConfig(
         arch=arch,
         num_labels=teacher.config.num_labels,

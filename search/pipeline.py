@@ -32,10 +32,9 @@ from search.distill import (
     check_losses,
     predict_probs,
     relation_heads,
-    student_for_teacher,
     train,
 )
-from search.extract import LayerMap, check_extractable
+from search.extract import LayerMap, check_extractable, student_for_teacher
 from search.model import count_parameters
 from search.quality import Quality, quality
 
@@ -149,7 +148,8 @@ def distill_student(
     out.mkdir(parents=True, exist_ok=True)
     result = train(teacher.model, arch, data, config, dev=dev, state_dir=out, on_step=on_step)
     student = result.student
-    teacher_probs = predict_probs(teacher.model, dev.encoded)
+    teacher_probs = result.teacher_dev_probs
+    assert teacher_probs is not None  # train() was given the teacher and the dev set
     labels = dev.labels.numpy()
     teacher_quality = quality(labels, teacher_probs)
     student_quality = quality(labels, predict_probs(student, dev.encoded), teacher_probs)
