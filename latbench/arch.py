@@ -30,38 +30,57 @@ def _check_positive_int(name: str, value: object) -> int:
 
 @dataclass(frozen=True, order=True)
 class LayerShape:
-    """One encoder layer: hidden size, attention heads and FFN (intermediate) size."""
+    """One encoder layer: hidden size, attention heads, FFN (intermediate) size and head size.
+
+    ``head_size`` 0 (the default) means BERT's geometry, ``hidden // heads``, which needs
+    ``heads`` to divide ``hidden``. A positive ``head_size`` fixes each head's width
+    instead (AutoDistil fixes it at 64), so attention is ``heads * head_size`` wide and
+    the Q/K/V and output projections map between that width and ``hidden``. A head size
+    equal to ``hidden / heads`` is stored as 0, so one layer has one identity.
+    """
 
     hidden: int
     heads: int
     ffn: int
+    head_size: int = 0
 
     def __post_init__(self) -> None:
         _check_positive_int("hidden", self.hidden)
         _check_positive_int("heads", self.heads)
         _check_positive_int("ffn", self.ffn)
-        if self.hidden % self.heads:
+        if self.head_size:
+            _check_positive_int("head_size", self.head_size)
+            if self.head_size * self.heads == self.hidden:
+                object.__setattr__(self, "head_size", 0)
+        elif isinstance(self.head_size, bool) or not isinstance(self.head_size, int):
+            raise InvalidArchError(f"head_size must be a non-negative integer, got {self.head_size!r}")
+        if not self.head_size and self.hidden % self.heads:
             raise InvalidArchError(
                 f"hidden size {self.hidden} is not divisible by {self.heads} heads; "
-                f"choose heads among the divisors of {self.hidden}"
+                f"choose heads among the divisors of {self.hidden}, or set a head_size"
             )
 
     @property
     def head_dim(self) -> int:
-        return self.hidden // self.heads
+        return self.head_size or self.hidden // self.heads
+
+    @property
+    def attn_width(self) -> int:
+        """Width of the attention (Q, K, V and context): ``heads * head_dim``."""
+        return self.heads * self.head_dim
 
     @property
     def params(self) -> int:
-        h, f = self.hidden, self.ffn
-        # QKV (3h^2+3h) + out proj (h^2+h) + 2 LayerNorms (4h) + FFN (2hf + f + h)
-        return 4 * h * h + 2 * h * f + 9 * h + f
+        h, f, w = self.hidden, self.ffn, self.attn_width
+        # QKV (3hw+3w) + out proj (wh+h) + 2 LayerNorms (4h) + FFN (2hf + f + h)
+        return 4 * h * w + 3 * w + 2 * h * f + 6 * h + f
 
     def macs(self, workload: Workload) -> int:
         """Multiply-accumulates of the layer's matrix products for ``workload``."""
         tokens = workload.batch * workload.seq_len
-        h, f, s = self.hidden, self.ffn, workload.seq_len
-        projections = tokens * (4 * h * h + 2 * h * f)
-        attention = 2 * workload.batch * s * s * h  # scores QK^T and context PV
+        h, f, w, s = self.hidden, self.ffn, self.attn_width, workload.seq_len
+        projections = tokens * (4 * h * w + 2 * h * f)
+        attention = 2 * workload.batch * s * s * w  # scores QK^T and context PV
         return projections + attention
 
 
@@ -98,7 +117,9 @@ class Arch:
     """A BERT-style encoder: embeddings plus ``num_layers`` (possibly different) layers.
 
     ``heads`` and ``ffn`` are per-layer tuples of equal length; the hidden size is shared
-    by every layer (the residual stream). Use :meth:`uniform` for the common case.
+    by every layer (the residual stream). ``head_size`` 0 means BERT's ``hidden // heads``;
+    a positive value fixes every head's width (see :class:`LayerShape`). Use
+    :meth:`uniform` for the common case.
     """
 
     hidden: int
@@ -107,6 +128,7 @@ class Arch:
     vocab_size: int = 30522
     max_positions: int = 512
     type_vocab_size: int = 2
+    head_size: int = 0
 
     def __post_init__(self) -> None:
         for name in ("heads", "ffn"):
@@ -122,11 +144,16 @@ class Arch:
             raise InvalidArchError(
                 f"heads has {len(heads)} entries but ffn has {len(ffn)}; give one per layer"
             )
+        if isinstance(self.head_size, bool) or not isinstance(self.head_size, int) or self.head_size < 0:
+            raise InvalidArchError(f"head_size must be a non-negative integer, got {self.head_size!r}")
+        shapes = []
         for i, (a, f) in enumerate(zip(heads, ffn, strict=True)):
             try:
-                LayerShape(self.hidden, a, f)
+                shapes.append(LayerShape(self.hidden, a, f, self.head_size))
             except InvalidArchError as exc:
                 raise InvalidArchError(f"layer {i}: {exc}") from None
+        if all(shape.head_size == 0 for shape in shapes):
+            object.__setattr__(self, "head_size", 0)  # every layer has BERT's geometry anyway
         _check_positive_int("vocab_size", self.vocab_size)
         _check_positive_int("max_positions", self.max_positions)
         if isinstance(self.type_vocab_size, bool) or not isinstance(self.type_vocab_size, int):
@@ -145,7 +172,9 @@ class Arch:
 
     @property
     def layers(self) -> tuple[LayerShape, ...]:
-        return tuple(LayerShape(self.hidden, a, f) for a, f in zip(self.heads, self.ffn, strict=True))
+        return tuple(
+            LayerShape(self.hidden, a, f, self.head_size) for a, f in zip(self.heads, self.ffn, strict=True)
+        )
 
     @property
     def is_uniform(self) -> bool:
@@ -179,7 +208,7 @@ class Arch:
 
     # --- plain dicts / JSON -------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "hidden": self.hidden,
             "heads": list(self.heads),
             "ffn": list(self.ffn),
@@ -187,6 +216,9 @@ class Arch:
             "max_positions": self.max_positions,
             "type_vocab_size": self.type_vocab_size,
         }
+        if self.head_size:  # absent for BERT's geometry, so existing keys do not change
+            data["head_size"] = self.head_size
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Arch:
@@ -196,7 +228,8 @@ class Arch:
         """
         if not isinstance(data, Mapping):
             raise ConfigError(f"an architecture must be a JSON object, got {type(data).__name__}")
-        known = {"layers", "hidden", "heads", "ffn", "vocab_size", "max_positions", "type_vocab_size"}
+        optional = ("vocab_size", "max_positions", "type_vocab_size", "head_size")
+        known = {"layers", "hidden", "heads", "ffn", *optional}
         unknown = sorted(set(data) - known)
         if unknown:
             raise ConfigError(
@@ -206,7 +239,7 @@ class Arch:
         if missing:
             raise ConfigError(f"architecture is missing {', '.join(missing)}")
         heads, ffn = data["heads"], data["ffn"]
-        extras = {k: data[k] for k in ("vocab_size", "max_positions", "type_vocab_size") if k in data}
+        extras = {k: data[k] for k in optional if k in data}
         if isinstance(heads, list) or isinstance(ffn, list):
             n = len(heads) if isinstance(heads, list) else len(ffn)
             heads = heads if isinstance(heads, list) else [heads] * n
@@ -300,6 +333,12 @@ class Arch:
         if not self.is_uniform:
             raise InvalidArchError(
                 "this architecture has per-layer heads/FFN sizes, which Hugging Face "
+                "BERT-family configs cannot express; save it with Arch.to_dict() instead"
+            )
+        if self.head_size:
+            raise InvalidArchError(
+                f"this architecture fixes the head size at {self.head_size} (attention width "
+                f"{self.layers[0].attn_width} != hidden {self.hidden}), which Hugging Face "
                 "BERT-family configs cannot express; save it with Arch.to_dict() instead"
             )
         if model_type == "bert":

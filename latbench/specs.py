@@ -5,6 +5,12 @@ Specs are frozen and hashable; ``spec.key`` is a stable content hash used as the
 table key and as the database's identity for "already measured". An ``OpSpec`` keeps only
 the dimensions its operator depends on (a QKV projection does not depend on the number
 of heads), so equal operators in different layers share one key and are measured once.
+
+Layers with a fixed head size (attention width ``heads * head_size`` != hidden) map onto
+the same operators: the Q/K/V and output projections carry the attention width
+(``attn_width``, 0 when it equals ``hidden``), and the attention operators, which never
+see the hidden size, are keyed by their own width (``hidden`` = attention width), so a
+score matrix of 8 heads of 64 is one operator whichever layer it comes from.
 """
 
 from __future__ import annotations
@@ -18,7 +24,9 @@ from latbench.errors import ConfigError, InvalidArchError
 from latbench.keys import content_key
 
 # The operators of one BERT encoder layer (plus the embedding), in execution order, and
-# which of (hidden, heads, ffn) each depends on besides the workload.
+# which of (hidden, heads, ffn) each depends on besides the workload. For the attention
+# operators "hidden" is the attention width; the projections also depend on that width
+# (``OpSpec.attn_width``) where it differs from the hidden size.
 OP_DEPENDS: dict[str, frozenset[str]] = {
     "embedding": frozenset({"hidden"}),
     "qkv_proj": frozenset({"hidden"}),
@@ -41,11 +49,19 @@ LAYER_OPS: tuple[tuple[str, int], ...] = (
     ("ffn_down", 1),
 )
 CONTEXTS = ("isolated", "model")
+#: Operators that map between the hidden size and the attention width.
+PROJECTION_OPS = frozenset({"qkv_proj", "out_proj"})
+#: Operators inside attention, keyed by the attention width instead of the hidden size.
+ATTENTION_OPS = frozenset({"attn_scores", "softmax", "attn_context"})
 
 
 @dataclass(frozen=True)
 class OpSpec:
-    """One operator of an encoder layer. Dimensions it does not depend on are stored as 0."""
+    """One operator of an encoder layer. Dimensions it does not depend on are stored as 0.
+
+    ``attn_width`` is the Q/K/V width of a projection operator when it differs from
+    ``hidden`` (layers with a fixed head size), 0 otherwise.
+    """
 
     kind: ClassVar[str] = "op"
     op: str
@@ -54,6 +70,7 @@ class OpSpec:
     heads: int = 0
     ffn: int = 0
     vocab_size: int = 0
+    attn_width: int = 0
 
     def __post_init__(self) -> None:
         if self.op not in OP_DEPENDS:
@@ -70,15 +87,26 @@ class OpSpec:
                 object.__setattr__(self, "vocab_size", 30522)
         else:
             object.__setattr__(self, "vocab_size", 0)
+        if self.op not in PROJECTION_OPS or self.attn_width == self.hidden:
+            object.__setattr__(self, "attn_width", 0)
+        elif isinstance(self.attn_width, bool) or not isinstance(self.attn_width, int) or self.attn_width < 0:
+            raise InvalidArchError(f"attn_width must be a non-negative integer, got {self.attn_width!r}")
         if {"hidden", "heads"} <= deps and self.hidden % self.heads:
             raise InvalidArchError(f"hidden {self.hidden} is not divisible by {self.heads} heads")
 
     @classmethod
     def for_layer(cls, op: str, layer: LayerShape, workload: Workload, vocab_size: int = 0) -> OpSpec:
-        return cls(op, workload, layer.hidden, layer.heads, layer.ffn, vocab_size)
+        if op in ATTENTION_OPS:
+            return cls(op, workload, layer.attn_width, layer.heads, layer.ffn, vocab_size)
+        return cls(op, workload, layer.hidden, layer.heads, layer.ffn, vocab_size, layer.attn_width)
+
+    @property
+    def width(self) -> int:
+        """The attention width a projection maps to (``hidden`` unless ``attn_width``)."""
+        return self.attn_width or self.hidden
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data = {
             "kind": self.kind,
             "op": self.op,
             "hidden": self.hidden,
@@ -87,6 +115,9 @@ class OpSpec:
             "vocab_size": self.vocab_size,
             "workload": self.workload.to_dict(),
         }
+        if self.attn_width:  # absent for BERT's geometry, so existing keys do not change
+            data["attn_width"] = self.attn_width
+        return data
 
     @property
     def key(self) -> str:
@@ -107,7 +138,8 @@ class OpSpec:
 
     @property
     def label(self) -> str:
-        dims = ",".join(f"{d}={getattr(self, d)}" for d in ("hidden", "heads", "ffn") if getattr(self, d))
+        names = ("hidden", "heads", "ffn", "attn_width")
+        dims = ",".join(f"{d}={getattr(self, d)}" for d in names if getattr(self, d))
         w = self.workload
         return f"op:{self.op}[{dims}] b={w.batch} s={w.seq_len}"
 
@@ -132,7 +164,7 @@ class BlockSpec:
             raise ConfigError(f"block context must be one of {', '.join(CONTEXTS)}, got {self.context!r}")
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data = {
             "kind": self.kind,
             "hidden": self.layer.hidden,
             "heads": self.layer.heads,
@@ -140,6 +172,9 @@ class BlockSpec:
             "context": self.context,
             "workload": self.workload.to_dict(),
         }
+        if self.layer.head_size:  # absent for BERT's geometry, so existing keys do not change
+            data["head_size"] = self.layer.head_size
+        return data
 
     @property
     def key(self) -> str:
@@ -148,7 +183,8 @@ class BlockSpec:
     @property
     def label(self) -> str:
         lay, w = self.layer, self.workload
-        return f"block[{lay.hidden}/{lay.heads}/{lay.ffn},{self.context}] b={w.batch} s={w.seq_len}"
+        dims = f"{lay.hidden}/{lay.heads}/{lay.ffn}" + (f"/d{lay.head_size}" if lay.head_size else "")
+        return f"block[{dims},{self.context}] b={w.batch} s={w.seq_len}"
 
 
 @dataclass(frozen=True)
@@ -174,7 +210,8 @@ class EncoderSpec:
         a, w = self.arch, self.workload
         heads = a.heads[0] if len(set(a.heads)) == 1 else "var"
         ffn = a.ffn[0] if len(set(a.ffn)) == 1 else "var"
-        return f"encoder[L={a.num_layers},H={a.hidden},A={heads},F={ffn}] b={w.batch} s={w.seq_len}"
+        d = f",D={a.head_size}" if a.head_size else ""
+        return f"encoder[L={a.num_layers},H={a.hidden},A={heads},F={ffn}{d}] b={w.batch} s={w.seq_len}"
 
 
 Spec = OpSpec | BlockSpec | EncoderSpec
@@ -184,9 +221,18 @@ def spec_from_dict(data: Mapping[str, Any]) -> Spec:
     kind = data.get("kind")
     workload = Workload.from_dict(data["workload"])
     if kind == "op":
-        return OpSpec(data["op"], workload, data["hidden"], data["heads"], data["ffn"], data["vocab_size"])
+        return OpSpec(
+            data["op"],
+            workload,
+            data["hidden"],
+            data["heads"],
+            data["ffn"],
+            data["vocab_size"],
+            data.get("attn_width", 0),
+        )
     if kind == "block":
-        return BlockSpec(LayerShape(data["hidden"], data["heads"], data["ffn"]), workload, data["context"])
+        layer = LayerShape(data["hidden"], data["heads"], data["ffn"], data.get("head_size", 0))
+        return BlockSpec(layer, workload, data["context"])
     if kind == "encoder":
         return EncoderSpec(Arch.from_dict(data["arch"]), workload)
     raise ConfigError(f"unknown spec kind {kind!r}")
@@ -210,36 +256,39 @@ def with_workload(spec: Spec, workload: Workload) -> Spec:
     return replace(spec, workload=workload)
 
 
-def _op_shape(spec: OpSpec) -> tuple[int, int, int, int, int, int]:
+def _op_shape(spec: OpSpec) -> tuple[int, int, int, int, int, int, int]:
     w = spec.workload
-    return w.batch, w.seq_len, spec.hidden, spec.heads, spec.ffn, w.bytes_per_element
+    return w.batch, w.seq_len, spec.hidden, spec.heads, spec.ffn, spec.width, w.bytes_per_element
 
 
 def op_flops(spec: OpSpec) -> int:
-    b, s, h, a, f, _ = _op_shape(spec)
-    return int(flops_formula(spec.op, b, s, h, a, f))
+    b, s, h, a, f, w, _ = _op_shape(spec)
+    return int(flops_formula(spec.op, b, s, h, a, f, w))
 
 
 def op_bytes(spec: OpSpec) -> int:
-    b, s, h, a, f, e = _op_shape(spec)
-    return int(elements_formula(spec.op, b, s, h, a, f)) * e
+    b, s, h, a, f, w, e = _op_shape(spec)
+    return int(elements_formula(spec.op, b, s, h, a, f, w)) * e
 
 
 # The formulas take plain ints or numpy arrays alike (predictors evaluate them for whole
 # populations of architectures at once); ``op_flops``/``op_bytes`` are their scalar use.
-def flops_formula(op: str, b: Any, s: Any, h: Any, a: Any, f: Any) -> Any:
-    """FLOPs of operator ``op`` at batch ``b``, sequence ``s``, hidden ``h``, heads ``a``, FFN ``f``."""
+# ``w`` is the attention width (``heads * head_dim``); ``None`` means BERT's, ``w = h``.
+def flops_formula(op: str, b: Any, s: Any, h: Any, a: Any, f: Any, w: Any = None) -> Any:
+    """FLOPs of operator ``op`` at batch ``b``, sequence ``s``, hidden ``h``, heads ``a``,
+    FFN ``f`` and attention width ``w``."""
     tokens = b * s
+    w = h if w is None else w
     if op == "embedding":
         return 10 * tokens * h
     if op == "qkv_proj":
-        return 2 * tokens * h * 3 * h
+        return 2 * tokens * h * 3 * w
     if op in ("attn_scores", "attn_context"):
-        return 2 * b * s * s * h
+        return 2 * b * s * s * w
     if op == "softmax":
         return 5 * b * a * s * s
     if op == "out_proj":
-        return 2 * tokens * h * h
+        return 2 * tokens * w * h
     if op == "add_layernorm":
         return 8 * tokens * h
     if op == "ffn_up_gelu":
@@ -249,21 +298,22 @@ def flops_formula(op: str, b: Any, s: Any, h: Any, a: Any, f: Any) -> Any:
     raise ConfigError(f"unknown operator {op!r}")
 
 
-def elements_formula(op: str, b: Any, s: Any, h: Any, a: Any, f: Any) -> Any:
+def elements_formula(op: str, b: Any, s: Any, h: Any, a: Any, f: Any, w: Any = None) -> Any:
     """Elements read and written once each by ``op`` (multiply by bytes per element)."""
     tokens = b * s
+    w = h if w is None else w
     if op == "embedding":
         return tokens * h + 2 * tokens * h + 2 * h  # gathered rows, output, LayerNorm
     if op == "qkv_proj":
-        return (h * 3 * h + 3 * h) + tokens * h + tokens * 3 * h
+        return (h * 3 * w + 3 * w) + tokens * h + tokens * 3 * w
     if op == "attn_scores":
-        return 2 * tokens * h + b * a * s * s
+        return 2 * tokens * w + b * a * s * s
     if op == "softmax":
         return 2 * b * a * s * s
     if op == "attn_context":
-        return b * a * s * s + 2 * tokens * h
+        return b * a * s * s + 2 * tokens * w
     if op == "out_proj":
-        return (h * h + h) + 2 * tokens * h
+        return (w * h + h) + tokens * w + tokens * h
     if op == "add_layernorm":
         return 3 * tokens * h + 2 * h
     if op == "ffn_up_gelu":

@@ -124,6 +124,7 @@ def take(batch: EncoderBatch, index: np.ndarray) -> EncoderBatch:
         batch.seq_len[index],
         batch.vocab_size[index],
         batch.precision,
+        batch.head_size[index],
     )
 
 

@@ -28,7 +28,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.neural_network import MLPRegressor
 
 from latbench.arch import BYTES_PER_ELEMENT
-from latbench.specs import LAYER_OPS, elements_formula, flops_formula
+from latbench.specs import ATTENTION_OPS, LAYER_OPS, elements_formula, flops_formula
 from predictors.base import (
     INTERVAL_COVERAGE,
     MIN_INTERVAL_ENCODERS,
@@ -47,7 +47,9 @@ def hat_features(batch: EncoderBatch) -> np.ndarray:
     """``(n, 6)`` log of HAT's features: layer count, hidden size, heads and FFN size
     averaged over layers (HAT's "average hidden dim / head number" for elastic layers),
     and the workload's batch and sequence length. Averages make the features the same
-    for any order of the same layers, which is HAT's design (and its blind spot)."""
+    for any order of the same layers, which is HAT's design (and its blind spot). Nor do
+    they hold a fixed head size: two encoders that differ only in attention width get the
+    same features and the same prediction (kept so, to stay HAT's baseline)."""
     layers = batch.num_layers.astype(float)
     columns = (
         layers,
@@ -158,17 +160,21 @@ def kernel_features(
     batch: Any,
     seq_len: Any,
     bytes_per_element: int,
+    attn_width: Any = None,
 ) -> np.ndarray:
     """``(n, len(kernel_feature_names(op)))`` raw (unlogged, as nn-Meter) features of ``n``
     instances of ``op``; dimensions are ints or int arrays (broadcast), FLOPs and bytes use the
-    ``latbench.specs`` formulas, as ``OpSpec.flops``/``.bytes_moved`` do."""
-    h, a, f, b, s = np.broadcast_arrays(
-        *(np.atleast_1d(np.asarray(v, dtype=np.int64)) for v in (hidden, heads, ffn, batch, seq_len))
+    ``latbench.specs`` formulas, as ``OpSpec.flops``/``.bytes_moved`` do. ``attn_width`` is
+    a projection's attention width (``OpSpec.width``; default ``hidden``); it reaches the
+    forest through the FLOPs and bytes."""
+    width = hidden if attn_width is None else attn_width
+    h, a, f, b, s, w = np.broadcast_arrays(
+        *(np.atleast_1d(np.asarray(v, dtype=np.int64)) for v in (hidden, heads, ffn, batch, seq_len, width))
     )
     dims = {"hidden": h, "heads": a, "ffn": f, "batch": b, "seq_len": s}
     columns = [dims[d] for d in op_dims(op)]
-    columns.append(flops_formula(op, b, s, h, a, f))
-    columns.append(elements_formula(op, b, s, h, a, f) * bytes_per_element)
+    columns.append(flops_formula(op, b, s, h, a, f, w))
+    columns.append(elements_formula(op, b, s, h, a, f, w) * bytes_per_element)
     return np.stack(columns, axis=1).astype(float)
 
 
@@ -189,6 +195,7 @@ def kernel_training_set(table: LatencyTable, op: str, precision: str) -> tuple[n
         [s.workload.batch for s in specs],
         [s.workload.seq_len for s in specs],
         BYTES_PER_ELEMENT[precision],
+        [s.width for s in specs],
     )
     return features.reshape(len(specs), len(kernel_feature_names(op))), np.array([t for _, t in entries])
 
@@ -319,10 +326,14 @@ class NnMeterForestPredictor(LatencyPredictor):
         total = self.predict_kernel("embedding", features)[index]
         rows, layer_index = batch.unique_layers()
         if len(rows):
-            h, a, f, b, s = rows.T
+            h, a, f, b, s, d = rows.T
+            w = np.where(d > 0, a * d, h)  # attention width
             per_layer = np.zeros(len(rows))
             for op, count in LAYER_OPS:
-                features = kernel_features(op, h, a, f, b, s, bpe)
+                if op in ATTENTION_OPS:  # keyed by their width, as OpSpec.for_layer does
+                    features = kernel_features(op, w, a, f, b, s, bpe)
+                else:
+                    features = kernel_features(op, h, a, f, b, s, bpe, w)
                 per_layer += count * self.predict_kernel(op, features)
             padded = layer_index < 0
             total = total + np.where(padded, 0.0, per_layer[np.where(padded, 0, layer_index)]).sum(axis=1)

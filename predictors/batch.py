@@ -5,9 +5,9 @@ Python object per layer per candidate would cap a predictor at a few thousand
 architectures per second. ``EncoderBatch`` holds ``n`` encoders as arrays instead:
 ``hidden``, ``batch``, ``seq_len`` and ``vocab_size`` of shape ``(n,)`` and per-layer
 ``heads`` and ``ffn`` of shape ``(n, max_layers)``, zero-padded past each encoder's last
-layer. Predictors evaluate a layer shape once however many encoders share it
-(``unique_layers``) and compute FLOPs and bytes with the same formulas as
-``latbench.specs``, on arrays.
+layer, and ``head_size`` of shape ``(n,)`` (0 for BERT's ``hidden // heads``). Predictors
+evaluate a layer shape once however many encoders share it (``unique_layers``) and
+compute FLOPs and bytes with the same formulas as ``latbench.specs``, on arrays.
 """
 
 from __future__ import annotations
@@ -31,11 +31,16 @@ class EncoderBatch:
     seq_len: np.ndarray
     vocab_size: np.ndarray
     precision: str = "fp32"
+    head_size: np.ndarray | None = None
 
     def __post_init__(self) -> None:
-        for name in ("hidden", "heads", "ffn", "batch", "seq_len", "vocab_size"):
+        if self.head_size is None:
+            object.__setattr__(self, "head_size", np.zeros(len(self.hidden), dtype=np.int64))
+        for name in ("hidden", "heads", "ffn", "batch", "seq_len", "vocab_size", "head_size"):
             object.__setattr__(self, name, np.asarray(getattr(self, name), dtype=np.int64))
         n = len(self.hidden)
+        if self.head_size.shape != (n,) or (n and self.head_size.min() < 0):
+            raise ValueError(f"EncoderBatch.head_size must have shape ({n},) and be >= 0")
         for name in ("hidden", "batch", "seq_len", "vocab_size"):
             value = getattr(self, name)
             if value.shape != (n,):
@@ -56,8 +61,9 @@ class EncoderBatch:
             raise ValueError("padding must come after an encoder's last layer")
         if n and not mask[:, 0].all():
             raise ValueError("every encoder needs at least one layer")
-        if np.any(mask & (self.hidden[:, None] % np.where(mask, self.heads, 1) != 0)):
-            raise ValueError("every layer's head count must divide the hidden size")
+        bert_geometry = mask & (self.head_size[:, None] == 0)
+        if np.any(bert_geometry & (self.hidden[:, None] % np.where(mask, self.heads, 1) != 0)):
+            raise ValueError("every layer's head count must divide the hidden size (or set a head_size)")
 
     # --- construction ---------------------------------------------------------------
     @classmethod
@@ -99,6 +105,7 @@ class EncoderBatch:
             np.asarray(seq, dtype=np.int64),
             np.fromiter((a.vocab_size for a in archs), np.int64, n),
             precision,
+            np.fromiter((a.head_size for a in archs), np.int64, n),
         )
 
     # --- views ----------------------------------------------------------------------
@@ -119,7 +126,7 @@ class EncoderBatch:
         return BYTES_PER_ELEMENT[self.precision]
 
     def _layer_dims(self) -> tuple[np.ndarray, ...]:
-        """``b, s, h, a, f`` broadcast to ``(n, max_layers)``."""
+        """``b, s, h, a, f, w`` broadcast to ``(n, max_layers)`` (``w``: attention width)."""
         shape = self.heads.shape
         return (
             np.broadcast_to(self.batch[:, None], shape),
@@ -127,7 +134,14 @@ class EncoderBatch:
             np.broadcast_to(self.hidden[:, None], shape),
             self.heads,
             self.ffn,
+            self.attn_width,
         )
+
+    @cached_property
+    def attn_width(self) -> np.ndarray:
+        """``(n, max_layers)``: each layer's attention width (``hidden`` for BERT's geometry)."""
+        d = self.head_size[:, None]
+        return np.where(d > 0, self.heads * d, self.hidden[:, None])
 
     def op_flops(self, op: str) -> np.ndarray:
         """``(n, max_layers)`` FLOPs of one run of ``op`` in each layer (0 for padding)."""
@@ -156,17 +170,22 @@ class EncoderBatch:
     def matmul_flops(self) -> np.ndarray:
         """``(n,)``: FLOPs of the matrix products, as ``latbench.arch.Arch.flops``."""
         tokens = (self.batch * self.seq_len)[:, None]
-        h = self.hidden[:, None]
+        h, w = self.hidden[:, None], self.attn_width
         per_layer = (
-            tokens * (4 * h * h + 2 * h * self.ffn) + 2 * self.batch[:, None] * self.seq_len[:, None] ** 2 * h
+            tokens * (4 * h * w + 2 * h * self.ffn) + 2 * self.batch[:, None] * self.seq_len[:, None] ** 2 * w
         )
         return 2.0 * np.where(self.mask, per_layer, 0).sum(axis=1)
 
     def unique_layers(self) -> tuple[np.ndarray, np.ndarray]:
-        """Distinct ``(hidden, heads, ffn, batch, seq_len)`` rows among all layers, and for
-        each layer slot the index of its row (-1 for padding), shape ``(n, max_layers)``."""
-        b, s, h, a, f = self._layer_dims()
-        rows = np.stack([h[self.mask], a[self.mask], f[self.mask], b[self.mask], s[self.mask]], axis=1)
+        """Distinct ``(hidden, heads, ffn, batch, seq_len, head_size)`` rows among all layers
+        (head size 0: BERT's), and for each layer slot the index of its row (-1 for padding),
+        shape ``(n, max_layers)``."""
+        b, s, h, a, f, _ = self._layer_dims()
+        d = np.broadcast_to(self.head_size[:, None], self.heads.shape)
+        # a head size equal to hidden / heads is BERT's geometry: one row, as LayerShape does
+        d = np.where(d * a == h, 0, d)
+        m = self.mask
+        rows = np.stack([h[m], a[m], f[m], b[m], s[m], d[m]], axis=1)
         unique, inverse = _unique_rows(rows)
         index = np.full(self.heads.shape, -1, dtype=np.int64)
         index[self.mask] = inverse

@@ -74,6 +74,10 @@ def split_measurements(
 
 
 def _hidden(m: Measurement) -> int:
+    """The hidden size a part belongs to. Attention operators are keyed by their attention
+    width instead (``OpSpec.for_layer``): equal to the hidden size for BERT's geometry,
+    while with fixed head sizes one attention operator serves several hidden sizes and is
+    held out when its width equals a held-out hidden size."""
     spec = m.spec
     if isinstance(spec, BlockSpec):
         return spec.layer.hidden

@@ -67,8 +67,8 @@ class _TablePredictor(LatencyPredictor):
         rows, layer_index = batch.unique_layers()
         layer_t, layer_bits = self._unique_values(
             [
-                (LayerShape(int(h), int(a), int(f)), Workload(int(b), int(s), batch.precision))
-                for h, a, f, b, s in rows
+                (LayerShape(int(h), int(a), int(f), int(d)), Workload(int(b), int(s), batch.precision))
+                for h, a, f, b, s, d in rows
             ],
             flags,
         )

@@ -106,24 +106,38 @@ def _slope(x: np.ndarray, y: np.ndarray, w: np.ndarray, default: float) -> float
 
 
 # --- the table ---------------------------------------------------------------------------
+# ``attn_ratio`` is log(attention width / hidden): 0 for BERT's geometry, so tables of
+# BERT-shaped layers read exactly as before, and a fixed-head-size layer that the table
+# never measured is flagged as outside it rather than silently read as a BERT layer.
 def block_features(spec: BlockSpec) -> tuple[float, ...]:
     w, lay = spec.workload, spec.layer
-    return tuple(math.log(v) for v in (lay.hidden, lay.heads, lay.ffn, w.batch, w.seq_len))
+    sizes = (lay.hidden, lay.heads, lay.ffn, w.batch, w.seq_len)
+    return (*(math.log(v) for v in sizes), math.log(lay.attn_width / lay.hidden))
 
 
-BLOCK_DIMS = ("hidden", "heads", "ffn", "batch", "seq_len")
+BLOCK_DIMS = ("hidden", "heads", "ffn", "batch", "seq_len", "attn_ratio")
 
 
 def op_dims(op: str) -> tuple[str, ...]:
+    """The features of ``op``'s interpolator (the raw dims, as nn-Meter's kernels use)."""
     from latbench.specs import OP_DEPENDS
 
     return (*(d for d in ("hidden", "heads", "ffn") if d in OP_DEPENDS[op]), "batch", "seq_len")
 
 
 def op_features(spec: OpSpec) -> tuple[float, ...]:
+    from latbench.specs import PROJECTION_OPS
+
     values = {"hidden": spec.hidden, "heads": spec.heads, "ffn": spec.ffn}
     values.update(batch=spec.workload.batch, seq_len=spec.workload.seq_len)
-    return tuple(math.log(values[d]) for d in op_dims(spec.op))
+    logs = tuple(math.log(values[d]) for d in op_dims(spec.op))
+    return (*logs, math.log(spec.width / spec.hidden)) if spec.op in PROJECTION_OPS else logs
+
+
+def op_feature_names(op: str) -> tuple[str, ...]:
+    from latbench.specs import PROJECTION_OPS
+
+    return (*op_dims(op), "attn_ratio") if op in PROJECTION_OPS else op_dims(op)
 
 
 @dataclass(frozen=True)
@@ -169,7 +183,7 @@ class LatencyTable:
                 by_op.setdefault(s.op, []).append((s, t))
         return {
             op: LogLogInterpolator(
-                op_dims(op),
+                op_feature_names(op),
                 np.array([op_features(s) for s, _ in entries]),
                 np.log([s.flops for s, _ in entries]),
                 np.log([t for _, t in entries]),

@@ -43,8 +43,8 @@ class Embeddings(nn.Module):
 
 
 def split_heads(x: Tensor, heads: int) -> Tensor:
-    batch, seq, hidden = x.shape
-    return x.reshape(batch, seq, heads, hidden // heads).transpose(1, 2)
+    batch, seq, width = x.shape
+    return x.reshape(batch, seq, heads, width // heads).transpose(1, 2)
 
 
 def merge_heads(x: Tensor) -> Tensor:
@@ -59,8 +59,8 @@ class EncoderLayer(nn.Module):
         super().__init__()
         self.heads = shape.heads
         self.scale = 1.0 / math.sqrt(shape.head_dim)
-        self.qkv = nn.Linear(shape.hidden, 3 * shape.hidden)
-        self.out = nn.Linear(shape.hidden, shape.hidden)
+        self.qkv = nn.Linear(shape.hidden, 3 * shape.attn_width)
+        self.out = nn.Linear(shape.attn_width, shape.hidden)
         self.norm1 = nn.LayerNorm(shape.hidden, eps=1e-12)
         self.up = nn.Linear(shape.hidden, shape.ffn)
         self.down = nn.Linear(shape.ffn, shape.hidden)
@@ -185,22 +185,23 @@ def _build(spec: Spec, gen: torch.Generator, copies: int) -> Built:
 
 def _build_op(spec: OpSpec, rand, gen: torch.Generator) -> Built:  # type: ignore[no-untyped-def]
     b, s = spec.workload.batch, spec.workload.seq_len
-    h, a, f = spec.hidden, spec.heads, spec.ffn
+    h, a, f, w = spec.hidden, spec.heads, spec.ffn, spec.width
     op = spec.op
     if op == "embedding":
         arch = Arch.uniform(1, h, 1, 1, vocab_size=spec.vocab_size, max_positions=max(512, s))
         ids = torch.randint(0, spec.vocab_size, (b, s), generator=gen)
         return Built(Embeddings(arch).eval(), (ids,), ("input_ids",))
     if op == "qkv_proj":
-        return Built(Linear(h, 3 * h).eval(), (rand(b, s, h),), ("x",))
+        return Built(Linear(h, 3 * w).eval(), (rand(b, s, h),), ("x",))
     if op == "out_proj":
-        return Built(Linear(h, h).eval(), (rand(b, s, h),), ("x",))
+        return Built(Linear(w, h).eval(), (rand(b, s, w),), ("x",))
     if op == "ffn_up_gelu":
         return Built(Linear(h, f, gelu=True).eval(), (rand(b, s, h),), ("x",))
     if op == "ffn_down":
         return Built(Linear(f, h).eval(), (rand(b, s, f),), ("x",))
     if op == "add_layernorm":
         return Built(AddLayerNorm(h).eval(), (rand(b, s, h), rand(b, s, h)), ("x", "residual"))
+    # the attention operators' ``hidden`` is the attention width (see latbench.specs)
     if op == "attn_scores":
         d = h // a
         return Built(AttnScores(d).eval(), (rand(b, a, s, d), rand(b, a, s, d)), ("q", "k"))
