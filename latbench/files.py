@@ -1,5 +1,5 @@
-"""Files: outputs written so that a reader never sees one half-written, and TOML
-configuration files (plans, search spaces) read with one-line errors."""
+"""Files: outputs written so that a reader never sees one half-written, and
+configuration files (plans, search spaces; TOML or YAML) read with one-line errors."""
 
 from __future__ import annotations
 
@@ -33,16 +33,33 @@ def atomic_output(path: str | Path) -> Iterator[str]:
         raise
 
 
-def read_toml_file(name_or_path: str, what: str, builtins: Iterable[str]) -> tuple[dict[str, Any], str]:
-    """The table of a ``.toml`` file and the file's stem (a default name), for a ``what``
-    given by built-in name or by path; anything else is a one-line ``ConfigError``."""
+CONFIG_SUFFIXES = (".toml", ".yaml", ".yml")
+
+
+def read_config_file(name_or_path: str, what: str, builtins: Iterable[str]) -> tuple[dict[str, Any], str]:
+    """The table of a TOML or YAML file and the file's stem (a default name), for a
+    ``what`` given by built-in name or by path; anything else is a one-line ``ConfigError``."""
     path = Path(name_or_path)
-    if path.suffix != ".toml" or not path.is_file():
+    if path.suffix not in CONFIG_SUFFIXES or not path.is_file():
         raise ConfigError(
             f"unknown {what} {name_or_path!r}: use one of {', '.join(builtins)} "
-            f"or a path to a .toml {what} file"
+            f"or a path to a .toml or .yaml {what} file"
         )
+    text = path.read_text(encoding="utf-8")
+    if path.suffix == ".toml":
+        try:
+            return tomllib.loads(text), path.stem
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{what} file {path} is not valid TOML: {exc}") from None
+    import yaml  # PyYAML, a dependency; imported here so that importing latbench stays light
+
     try:
-        return tomllib.loads(path.read_text(encoding="utf-8")), path.stem
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{what} file {path} is not valid TOML: {exc}") from None
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        where = getattr(exc, "problem_mark", None)
+        at = f" at line {where.line + 1} column {where.column + 1}" if where is not None else ""
+        problem = getattr(exc, "problem", None) or type(exc).__name__
+        raise ConfigError(f"{what} file {path} is not valid YAML: {problem}{at}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{what} file {path} must hold a mapping of fields, got {type(data).__name__}")
+    return data, path.stem

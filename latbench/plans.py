@@ -14,7 +14,7 @@ sequence lengths, batch sizes, layer counts). A plan turns it into specs:
 
 Built-in plans: ``quick`` (a few minutes on 2 cores) and ``standard`` (BERT-base-sized
 layers: hidden up to 768, 12 heads, FFN 3072, sequences up to 512). A TOML file with the
-same fields defines a custom plan (``latbench profile --plan my-space.toml``).
+same fields (or a YAML file) defines a custom plan (``latbench profile --plan my-plan.toml``).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from typing import Any
 
 from latbench.arch import Arch, LayerShape, Workload
 from latbench.errors import ConfigError, LatbenchError
-from latbench.files import read_toml_file
+from latbench.files import read_config_file
 from latbench.specs import BlockSpec, EncoderSpec, OpSpec, Spec, layer_ops
 
 
@@ -41,19 +41,25 @@ class ProfileSpace:
     layers: tuple[int, int] = (2, 8)
     vocab_size: int = 30522
     precision: str = "fp32"
+    #: 0 is BERT's head size (hidden / heads, only for heads dividing hidden); a positive
+    #: size fixes each head's width (AutoDistil's students use 64).
+    head_sizes: tuple[int, ...] = (0,)
 
     def __post_init__(self) -> None:
-        for name in ("hidden", "heads", "ffn_ratios", "seq_lens", "batches"):
+        for name in ("hidden", "heads", "ffn_ratios", "seq_lens", "batches", "head_sizes"):
             values = getattr(self, name)
             if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
                 raise ConfigError(f"space field {name} must be a list, got {values!r}")
             values = tuple(values)
             object.__setattr__(self, name, values)
             number = _is_number if name == "ffn_ratios" else _is_int
-            if not values or not all(number(v) and v > 0 for v in values):
-                kind = "numbers" if name == "ffn_ratios" else "integers"
+            zero_ok = name == "head_sizes"  # head size 0: BERT's hidden / heads
+            if not values or not all(number(v) and (v > 0 or (zero_ok and v == 0)) for v in values):
+                kind = {"ffn_ratios": "positive numbers", "head_sizes": "integers >= 0"}.get(
+                    name, "positive integers"
+                )
                 raise ConfigError(
-                    f"space field {name} must be a non-empty list of positive {kind}, got {list(values)}"
+                    f"space field {name} must be a non-empty list of {kind}, got {list(values)}"
                 )
         if not _is_int(self.vocab_size) or self.vocab_size <= 0:
             raise ConfigError(f"space field vocab_size must be a positive integer, got {self.vocab_size!r}")
@@ -74,18 +80,21 @@ class ProfileSpace:
             )
 
     def layer_shapes(self) -> list[LayerShape]:
-        shapes = []
-        for h, a, r in itertools.product(self.hidden, self.heads, self.ffn_ratios):
-            if h % a == 0:
-                shapes.append(LayerShape(h, a, round(h * r)))
-        return shapes
+        shapes: dict[LayerShape, None] = {}  # a fixed head size of hidden / heads is BERT's
+        for d, h, a, r in itertools.product(self.head_sizes, self.hidden, self.heads, self.ffn_ratios):
+            if d or h % a == 0:
+                shapes[LayerShape(h, a, round(h * r), d)] = None
+        return list(shapes)
 
     def workloads(self) -> list[Workload]:
         return [Workload(b, s, self.precision) for b, s in itertools.product(self.batches, self.seq_lens)]
 
     def sample_arch(self, rng: random.Random) -> Arch:
-        hidden = rng.choice(self.hidden)
-        heads = [a for a in self.heads if hidden % a == 0]
+        hidden = rng.choice(sorted({shape.hidden for shape in self.layer_shapes()}))
+        head_sizes = [d for d in self.head_sizes if d or any(hidden % a == 0 for a in self.heads)]
+        # no draw when there is no choice, so BERT-geometry plans sample as they always did
+        head_size = rng.choice(head_sizes) if len(head_sizes) > 1 else head_sizes[0]
+        heads = [a for a in self.heads if head_size or hidden % a == 0]
         n = rng.randint(*self.layers)
         return Arch(
             hidden=hidden,
@@ -93,6 +102,7 @@ class ProfileSpace:
             ffn=tuple(round(hidden * rng.choice(self.ffn_ratios)) for _ in range(n)),
             vocab_size=self.vocab_size,
             max_positions=max(512, max(self.seq_lens)),
+            head_size=head_size,
         )
 
 
@@ -230,7 +240,7 @@ def load_plan(name_or_path: str) -> Plan:
     """A built-in plan by name, or a plan from a TOML file."""
     if name_or_path in BUILTIN_PLANS:
         return BUILTIN_PLANS[name_or_path]
-    data, stem = read_toml_file(name_or_path, "plan", BUILTIN_PLANS)
+    data, stem = read_config_file(name_or_path, "plan", BUILTIN_PLANS)
     return plan_from_dict(data, default_name=stem)
 
 

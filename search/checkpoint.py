@@ -8,7 +8,8 @@ A checkpoint is a directory:
 * ``config.json`` — a Hugging Face BERT config, written whenever the architecture has one
   (equal layers), so ``transformers`` can load a latbench student as it is;
 * ``latbench.json`` — latbench's own description (``ClassifierConfig`` + label names),
-  written always: it is the only one that can describe per-layer head/FFN sizes;
+  written always: it is the only one that can describe per-layer head/FFN sizes and
+  fixed head sizes;
 * the tokenizer: ``tokenizer.json`` (``tokenizers`` format), or BERT's ``vocab.txt``.
 
 Nothing is downloaded: a path that is not such a directory is a one-line error.
@@ -208,8 +209,8 @@ def save_checkpoint(
 
 def hf_config(config: ClassifierConfig, label_names: Sequence[str]) -> dict[str, Any] | None:
     """The ``BertForSequenceClassification`` config for ``config``, or None when Hugging
-    Face cannot express the architecture (per-layer sizes)."""
-    if not config.arch.is_uniform:
+    Face cannot express the architecture (per-layer sizes, or a fixed head size)."""
+    if not config.arch.is_uniform or config.arch.head_size:
         return None
     data = config.arch.to_hf_dict("bert")
     data.update(

@@ -221,7 +221,10 @@ def train(
         check_losses(weights, teacher.arch, arch, layer_map)
         rel_heads = {
             s: relation_heads(
-                config.relation_heads, teacher.arch.heads[t - 1], teacher.arch.hidden, arch.hidden
+                config.relation_heads,
+                teacher.arch.heads[t - 1],
+                teacher.arch.layers[t - 1].attn_width,
+                arch.layers[s - 1].attn_width,
             )
             for s, t in layer_map.pairs
         }

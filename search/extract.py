@@ -131,6 +131,7 @@ def student_for_teacher(arch: Arch, teacher: Arch) -> Arch:
         vocab_size=teacher.vocab_size,
         max_positions=min(arch.max_positions, teacher.max_positions),
         type_vocab_size=teacher.type_vocab_size,
+        head_size=arch.head_size,
     )
 
 
@@ -145,6 +146,11 @@ def check_extractable(teacher: Arch, student: Arch, init_layers: Sequence[int]) 
         sl, tl = student.layers[m], teacher.layers[t - 1]
         if sl.ffn > tl.ffn:
             problems.append(f"student layer {m + 1} has FFN {sl.ffn} > teacher layer {t}'s {tl.ffn}")
+        if sl.attn_width > tl.attn_width:
+            problems.append(
+                f"student layer {m + 1} has attention width {sl.attn_width} "
+                f"({sl.heads} heads x {sl.head_dim}) > teacher layer {t}'s {tl.attn_width}"
+            )
     if problems:
         raise ConfigError(
             "this student cannot be extracted from the teacher: "
@@ -243,4 +249,4 @@ def _attention_dims(
         for h in ranked_heads
         for d in np.argsort(-dim_scores[h * t_head_dim : (h + 1) * t_head_dim], kind="stable")
     ]
-    return torch.as_tensor(np.sort(order[: student.hidden]), dtype=torch.int64)
+    return torch.as_tensor(np.sort(order[: student.attn_width]), dtype=torch.int64)

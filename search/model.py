@@ -116,12 +116,12 @@ class _Embeddings(nn.Module):
 
 
 class _SelfAttention(nn.Module):
-    def __init__(self, hidden: int, heads: int, dropout: float) -> None:
+    def __init__(self, hidden: int, heads: int, width: int, dropout: float) -> None:
         super().__init__()
         self.heads = heads
-        self.query = nn.Linear(hidden, hidden)
-        self.key = nn.Linear(hidden, hidden)
-        self.value = nn.Linear(hidden, hidden)
+        self.query = nn.Linear(hidden, width)
+        self.key = nn.Linear(hidden, width)
+        self.value = nn.Linear(hidden, width)
         self.dropout = nn.Dropout(dropout)
 
 
@@ -140,8 +140,10 @@ class _Attention(nn.Module):
     def __init__(self, config: ClassifierConfig, heads: int) -> None:
         super().__init__()
         hidden = config.arch.hidden
-        self.self = _SelfAttention(hidden, heads, config.attention_dropout)
-        self.output = _DenseNorm(hidden, hidden, config.layer_norm_eps, config.hidden_dropout)
+        # attention is heads x head size wide: the hidden size unless the arch fixes a head size
+        width = heads * (config.arch.head_size or hidden // heads)
+        self.self = _SelfAttention(hidden, heads, width, config.attention_dropout)
+        self.output = _DenseNorm(width, hidden, config.layer_norm_eps, config.hidden_dropout)
 
 
 class _Intermediate(nn.Module):
@@ -162,9 +164,10 @@ class _Layer(nn.Module):
         self, x: Tensor, mask_bias: Tensor, head_mask: Tensor | None, neuron_mask: Tensor | None
     ) -> tuple[Tensor, Tensor, tuple[Tensor, Tensor, Tensor]]:
         att = self.attention.self
-        batch, seq, hidden = x.shape
+        batch, seq, _ = x.shape
         q, k, v = att.query(x), att.key(x), att.value(x)
-        head_dim = hidden // att.heads
+        width = q.shape[-1]
+        head_dim = width // att.heads
 
         def split(t: Tensor) -> Tensor:
             return t.view(batch, seq, att.heads, head_dim).transpose(1, 2)
@@ -174,7 +177,7 @@ class _Layer(nn.Module):
         context = torch.matmul(probs, split(v))
         if head_mask is not None:
             context = context * head_mask.view(1, -1, 1, 1)
-        context = context.transpose(1, 2).reshape(batch, seq, hidden)
+        context = context.transpose(1, 2).reshape(batch, seq, width)
         x = self.attention.output(context, x)
         inner = nn.functional.gelu(self.intermediate.dense(x))
         if neuron_mask is not None:

@@ -196,8 +196,9 @@ def check_settings(teacher: Checkpoint, arch: Arch, config: DistillConfig) -> No
     weights = config.losses.active()
     check_losses(weights, teacher.arch, arch, layer_map)
     if "relations" in weights:
-        for _, t in layer_map.pairs:
-            relation_heads(config.relation_heads, teacher.arch.heads[t - 1], teacher.arch.hidden, arch.hidden)
+        for s, t in layer_map.pairs:
+            t_width, s_width = teacher.arch.layers[t - 1].attn_width, arch.layers[s - 1].attn_width
+            relation_heads(config.relation_heads, teacher.arch.heads[t - 1], t_width, s_width)
     if config.init == "etd":
         check_extractable(teacher.arch, arch, layer_map.init)
 

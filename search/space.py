@@ -17,14 +17,16 @@ choice's index scaled to the unit interval, the form Bayesian optimisation works
 coordinates of layers beyond the chosen layer count are ignored on decode and 0 on
 encode.
 
-Every head count must divide every hidden size: an ``Arch``'s attention width is its
-hidden size (head size = hidden / heads). AutoDistil's sub-spaces fix the head size at
-64 instead (attention width = heads x 64, e.g. 9 heads on hidden 544), which needs an
-``Arch`` whose attention width differs from its hidden size; until ``Arch`` has one,
-those sub-spaces are not offered (see docs/research/search-spaces-and-distillation.md).
+With ``head_size = 0`` (the default) a head is hidden / heads wide, as in BERT, so every
+head count must divide every hidden size. A positive ``head_size`` fixes each head's
+width instead, so attention is heads x head_size wide whatever the hidden size: that is
+how AutoDistil's students are built (64-wide heads, e.g. 9 heads on hidden 544; see
+docs/research/search-spaces-and-distillation.md).
 
-Built-in spaces: ``hat`` (per layer) and ``bert-mini`` (shared); a TOML file with the same
-fields defines a custom space (``load_space("my-space.toml")``)::
+Built-in spaces: ``autodistil-tiny``, ``autodistil-small`` and ``autodistil-base``
+(AutoDistil's Table 1: 4 values per dimension, 256 students each, shared layers,
+64-wide heads), ``hat`` (per layer) and ``bert-mini`` (shared). A TOML or YAML file with
+the same fields defines a custom space (``load_space("my-space.toml")``)::
 
     name = "my-space"
     layers = [4, 6, 8]
@@ -32,6 +34,15 @@ fields defines a custom space (``load_space("my-space.toml")``)::
     heads = [4, 8]
     ffn_ratios = [2.0, 3.0, 4.0]     # or: ffn = [512, 1024, 1536]
     per_layer = false
+    head_size = 0                    # 0: hidden / heads; 64: AutoDistil's fixed heads
+
+or, in YAML::
+
+    name: my-space
+    layers: [4, 6, 8]
+    hidden: [256, 384]
+    heads: [4, 8]
+    ffn_ratios: [2.0, 3.0, 4.0]
 """
 
 from __future__ import annotations
@@ -46,7 +57,7 @@ import numpy as np
 
 from latbench.arch import Arch
 from latbench.errors import ConfigError
-from latbench.files import read_toml_file
+from latbench.files import read_config_file
 
 
 @dataclass(frozen=True)
@@ -60,6 +71,7 @@ class SearchSpace:
     per_layer: bool = False
     vocab_size: int = 30522
     max_positions: int = 512
+    head_size: int = 0
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
@@ -88,12 +100,18 @@ class SearchSpace:
         for name in ("vocab_size", "max_positions"):
             if not _is_int(getattr(self, name)) or getattr(self, name) <= 0:
                 raise ConfigError(f"search space field {name} must be a positive integer")
-        bad = [(h, a) for h in self.hidden for a in self.heads if h % a]
+        if not _is_int(self.head_size) or self.head_size < 0:
+            raise ConfigError(
+                f"search space field head_size must be an integer >= 0 (0: hidden / heads), "
+                f"got {self.head_size!r}"
+            )
+        bad = [(h, a) for h in self.hidden for a in self.heads if h % a] if not self.head_size else []
         if bad:
             h, a = bad[0]
             raise ConfigError(
                 f"search space {self.name}: hidden {h} is not divisible by {a} heads "
-                f"({len(bad)} such pairs); every head count must divide every hidden size"
+                f"({len(bad)} such pairs); every head count must divide every hidden size, "
+                "or set head_size to fix each head's width"
             )
 
     # --- dimensions --------------------------------------------------------------------
@@ -180,6 +198,10 @@ class SearchSpace:
             if self._ffn_index(arch.hidden, f) < 0:
                 sizes = [self.ffn_size(arch.hidden, j) for j in range(self._ffn_choices)]
                 return f"layer {i} has FFN {f} (choices at hidden {arch.hidden}: {sizes})"
+        for i, layer in enumerate(arch.layers):
+            want = self.head_size or arch.hidden // layer.heads
+            if layer.head_dim != want:
+                return f"layer {i} has {layer.head_dim}-wide heads (the space's are {want} wide)"
         if arch.vocab_size != self.vocab_size or arch.max_positions != self.max_positions:
             return "its vocabulary size or maximum positions differ from the space's"
         return ""
@@ -201,6 +223,7 @@ class SearchSpace:
             ffn=tuple(self.ffn_size(hidden, f) for _, f in choices),
             vocab_size=self.vocab_size,
             max_positions=self.max_positions,
+            head_size=self.head_size,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -243,14 +266,43 @@ BERT_MINI = SearchSpace(
     heads=(2, 4, 8),
     ffn_ratios=(2.0, 3.0, 4.0),
 )
-BUILTIN_SPACES: dict[str, SearchSpace] = {s.name: s for s in (HAT, BERT_MINI)}
+# AutoDistil (Xu et al. 2022), Table 1, checked against its official configs: four values
+# per dimension (4^4 = 256 students per sub-space), all layers alike, and heads 64 wide
+# whatever the hidden size (the SuperLM keeps BERT-base's head size).
+AUTODISTIL_TINY = SearchSpace(
+    name="autodistil-tiny",
+    layers=(4, 5, 6, 7),
+    hidden=(128, 160, 192, 224),
+    heads=(7, 8, 9, 10),
+    ffn_ratios=(2.0, 2.5, 3.0, 3.5),
+    head_size=64,
+)
+AUTODISTIL_SMALL = SearchSpace(
+    name="autodistil-small",
+    layers=(9, 10, 11, 12),
+    hidden=(256, 288, 320, 352),
+    heads=(7, 8, 9, 10),
+    ffn_ratios=(2.5, 3.0, 3.5, 4.0),
+    head_size=64,
+)
+AUTODISTIL_BASE = SearchSpace(
+    name="autodistil-base",
+    layers=(9, 10, 11, 12),
+    hidden=(544, 576, 608, 640),
+    heads=(9, 10, 11, 12),
+    ffn_ratios=(2.5, 3.0, 3.5, 4.0),
+    head_size=64,
+)
+BUILTIN_SPACES: dict[str, SearchSpace] = {
+    s.name: s for s in (AUTODISTIL_TINY, AUTODISTIL_SMALL, AUTODISTIL_BASE, HAT, BERT_MINI)
+}
 
 
 def load_space(name_or_path: str) -> SearchSpace:
-    """A built-in space by name, or one from a TOML file."""
+    """A built-in space by name, or one from a TOML or YAML file."""
     if name_or_path in BUILTIN_SPACES:
         return BUILTIN_SPACES[name_or_path]
-    data, stem = read_toml_file(name_or_path, "search space", BUILTIN_SPACES)
+    data, stem = read_config_file(name_or_path, "search space", BUILTIN_SPACES)
     return space_from_dict(data, default_name=stem)
 
 

@@ -223,7 +223,7 @@ def test_unknown_plan_name() -> None:
 
 def test_missing_plan_file(tmp_path: Path) -> None:
     missing = str(tmp_path / "nope.toml")
-    expect_config_error(lambda: load_plan(missing), "unknown plan", ".toml plan file")
+    expect_config_error(lambda: load_plan(missing), "unknown plan", ".yaml plan file")
 
 
 def test_plan_file_must_be_toml(tmp_path: Path) -> None:
@@ -306,3 +306,30 @@ def test_ill_typed_plan_values_are_one_line_config_errors(extra: dict, fragment:
     data = {"space": BASE_SPACE, **extra}
     with pytest.raises(ConfigError, match=re.escape(fragment)):
         plan_from_dict(data).specs()
+
+
+def test_a_plan_with_fixed_head_sizes_profiles_autodistil_shaped_layers(tmp_path: Path) -> None:
+    path = tmp_path / "autodistil.yaml"
+    path.write_text(
+        "encoders: 6\nspace:\n  hidden: [128, 160]\n  heads: [7, 8]\n  ffn_ratios: [2.0]\n"
+        "  seq_lens: [32]\n  layers: [4, 7]\n  head_sizes: [0, 64]\n"
+    )
+    plan = load_plan(str(path))
+    shapes = plan.space.layer_shapes()
+    # 64-wide heads on any hidden size; BERT's geometry only where heads divide hidden
+    assert LayerShape(128, 7, 256, 64) in shapes and LayerShape(128, 8, 256) in shapes
+    assert not any(s.head_size == 0 and s.hidden % s.heads for s in shapes)
+    assert len(shapes) == len(set(shapes)) == 4 + 2  # 4 with 64-wide heads; BERT's: 8 heads only
+    # a fixed head size equal to hidden / heads is BERT's geometry: one shape, not two
+    same = ProfileSpace(hidden=(512,), heads=(8,), ffn_ratios=(2.0,), seq_lens=(32,), head_sizes=(0, 64))
+    assert same.layer_shapes() == [LayerShape(512, 8, 1024)]
+    specs = plan.specs()
+    blocks = [s for s in specs if isinstance(s, BlockSpec)]
+    assert {b.layer.attn_width for b in blocks if b.layer.heads == 7} == {448}
+    qkv = {s.attn_width for s in specs if isinstance(s, OpSpec) and s.op == "qkv_proj"}
+    assert {448, 512} <= qkv
+    encoders = [s for s in specs if isinstance(s, EncoderSpec)]
+    assert len(encoders) == 6 and all(4 <= e.arch.num_layers <= 7 for e in encoders)
+    bad = {"space": {**BASE_SPACE, "head_sizes": [-1]}}
+    with pytest.raises(ConfigError, match="head_sizes must be a non-empty list of integers >= 0"):
+        plan_from_dict(bad)

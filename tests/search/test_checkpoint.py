@@ -115,3 +115,21 @@ def test_a_tokenizer_without_bert_special_tokens_is_refused(teacher_dir: Path, t
     tok.save(str(tmp_path / "t" / "tokenizer.json"))
     with pytest.raises(CheckpointError, match=r"\[CLS\], \[SEP\], \[PAD\]"):
         load_checkpoint(tmp_path / "t")
+
+
+def test_a_student_with_fixed_head_size_saves_without_a_hugging_face_config(
+    teacher_dir: Path, tmp_path: Path
+) -> None:
+    ck = load_checkpoint(teacher_dir)
+    arch = Arch.uniform(2, 16, 3, 32, vocab_size=ck.arch.vocab_size, head_size=8)  # attention 24 wide
+    student = Classifier(ClassifierConfig(arch, 2)).eval()
+    assert tuple(student.bert.encoder.layer[0].attention.output.dense.weight.shape) == (16, 24)
+    written = save_checkpoint(tmp_path / "s", student, ck.encoder, ck.label_names)
+    assert "config.json" not in written  # Hugging Face BERT cannot say "heads of 8 on hidden 16"
+    again = load_checkpoint(tmp_path / "s")
+    assert again.arch.head_size == 8
+    encoded = ck.encoder.encode(TEXTS)
+    with torch.no_grad():
+        a = student(encoded.input_ids, encoded.attention_mask, encoded.token_type_ids).logits
+        b = again.model(encoded.input_ids, encoded.attention_mask, encoded.token_type_ids).logits
+    torch.testing.assert_close(a, b)

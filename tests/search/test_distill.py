@@ -146,6 +146,17 @@ def test_relations_allow_a_different_head_count_but_attention_does_not(teacher, 
         )
 
 
+def test_a_student_with_fixed_head_size_distils_with_every_loss(teacher, data: Batches) -> None:  # type: ignore[no-untyped-def]
+    # AutoDistil-style: hidden 16 but 4 heads of 6, so attention is 24 wide (teacher: 4 x 8 = 32);
+    # relations split both widths into common heads, attention compares the 4 heads one to one
+    arch = Arch.uniform(2, 16, 4, 32, vocab_size=teacher.arch.vocab_size, max_positions=64, head_size=6)
+    result = train(teacher.model, arch, data, quick(steps=3, init="etd", losses=ALL_LOSSES))
+    assert result.student.arch.head_size == 6
+    assert result.steps == 3
+    assert all(bool(torch.isfinite(p).all()) for p in result.student.parameters())
+    assert result.student.bert.encoder.layer[0].attention.self.query.weight.shape == (24, 16)
+
+
 def test_relation_heads_divide_both_widths() -> None:
     assert relation_heads(0, 12, 768, 384) == 12
     assert relation_heads(0, 4, 32, 24) == 4

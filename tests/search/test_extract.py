@@ -146,3 +146,32 @@ def test_a_student_with_larger_heads_takes_whole_teacher_heads(teacher_dir: Path
         student.bert.encoder.layer[0].attention.self.query.weight,
         ck.model.bert.encoder.layer[1].attention.self.query.weight,
     )
+
+
+def test_a_student_with_fixed_head_size_takes_the_teachers_best_head_dimensions(
+    teacher_dir: Path, demo_data
+) -> None:  # type: ignore[no-untyped-def]
+    ck = load_checkpoint(teacher_dir)  # teacher: hidden 32, 4 heads of size 8
+    scores = importance(ck.model, batches(ck, demo_data, 1))
+    arch = Arch.uniform(2, 16, 3, 32, vocab_size=ck.arch.vocab_size, head_size=8)  # attention 24 wide
+    student = extract_student(ck.model, arch, (2, 4), scores).eval()
+    query = student.bert.encoder.layer[0].attention.self.query
+    assert tuple(query.weight.shape) == (24, 16)
+    heads = np.sort(np.argsort(-scores.heads[1], kind="stable")[:3])
+    kept_hidden = np.sort(np.argsort(-scores.hidden, kind="stable")[:16])
+    rows = np.concatenate([np.arange(h * 8, h * 8 + 8) for h in heads])  # whole heads: same size
+    torch.testing.assert_close(
+        query.weight, ck.model.bert.encoder.layer[1].attention.self.query.weight[rows][:, kept_hidden]
+    )
+    encoded = batches(ck, demo_data, 1)[0][0]
+    assert logits(student, encoded).shape == (16, 2)
+
+
+def test_a_student_with_wider_attention_than_its_teacher_cannot_be_extracted(
+    teacher_dir: Path, demo_data
+) -> None:  # type: ignore[no-untyped-def]
+    ck = load_checkpoint(teacher_dir)  # teacher attention: 4 heads x 8 = 32
+    scores = importance(ck.model, batches(ck, demo_data, 1))
+    wide = Arch.uniform(2, 32, 5, 64, vocab_size=ck.arch.vocab_size, head_size=8)
+    with pytest.raises(ConfigError, match=r"attention width 40 \(5 heads x 8\) > teacher layer 2's 32"):
+        extract_student(ck.model, wide, (2, 4), scores)

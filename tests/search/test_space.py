@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from latbench.arch import Arch
+from latbench.arch import Arch, Workload
 from latbench.errors import ConfigError
-from search.space import BERT_MINI, BUILTIN_SPACES, HAT, SearchSpace, load_space
+from search.space import (
+    AUTODISTIL_BASE,
+    AUTODISTIL_SMALL,
+    AUTODISTIL_TINY,
+    BERT_MINI,
+    BUILTIN_SPACES,
+    HAT,
+    SearchSpace,
+    load_space,
+)
 
 SMALL_SHARED = SearchSpace(name="s", layers=(2, 3), hidden=(64, 128), heads=(2, 4), ffn_ratios=(2.0, 4.0))
 SMALL_LAYERWISE = SearchSpace(
@@ -80,6 +90,7 @@ def test_contains_says_why_not() -> None:
         ({"ffn_ratios": []}, "exactly one of them"),
         ({"per_layer": "yes"}, "true or false"),
         ({"layers": "4"}, "must be a list"),
+        ({"head_size": -64}, "head_size must be an integer >= 0"),
     ],
 )
 def test_bad_spaces_are_refused_clearly(fields: dict, message: str) -> None:  # type: ignore[type-arg]
@@ -110,3 +121,54 @@ def test_spaces_load_by_name_or_from_toml(tmp_path: Path) -> None:
 def test_decode_refuses_a_vector_of_the_wrong_length() -> None:
     with pytest.raises(ConfigError, match="decodes vectors of 4 values"):
         SMALL_SHARED.decode([0.5, 0.5])
+
+
+def test_spaces_load_from_yaml(tmp_path: Path) -> None:
+    path = tmp_path / "mine.yaml"
+    path.write_text("layers: [2, 4]\nhidden: [128, 160]\nheads: [3, 5]\nffn_ratios: [2.0]\nhead_size: 32\n")
+    space = load_space(str(path))
+    assert space.name == "mine" and space.head_size == 32 and space.count() == 2 * 2 * 2
+    assert load_space(str(tmp_path / "mine.yaml")) == space
+    path.write_text("layers: [2\n")
+    with pytest.raises(ConfigError, match=r"not valid YAML: .* at line 2"):
+        load_space(str(path))
+    path.write_text("- 2\n- 4\n")
+    with pytest.raises(ConfigError, match="must hold a mapping of fields, got list"):
+        load_space(str(path))
+    other = tmp_path / "mine.json"
+    other.write_text("{}")
+    with pytest.raises(ConfigError, match=r"a path to a \.toml or \.yaml search space file"):
+        load_space(str(other))
+
+
+@pytest.mark.parametrize(
+    ("space", "layers", "hidden", "heads", "ratios"),
+    [
+        (AUTODISTIL_TINY, (4, 7), (128, 224), (7, 10), (2.0, 3.5)),
+        (AUTODISTIL_SMALL, (9, 12), (256, 352), (7, 10), (2.5, 4.0)),
+        (AUTODISTIL_BASE, (9, 12), (544, 640), (9, 12), (2.5, 4.0)),
+    ],
+)
+def test_autodistil_sub_spaces_are_table_1_with_64_wide_heads(space, layers, hidden, heads, ratios) -> None:  # type: ignore[no-untyped-def]
+    # AutoDistil Table 1: (min, max) with 4 evenly spaced values each, 4^4 = 256 students
+    assert space.count() == 256 and not space.per_layer and space.head_size == 64
+    for values, (lo, hi) in [(space.layers, layers), (space.hidden, hidden), (space.heads, heads)]:
+        assert (values[0], values[-1], len(values)) == (lo, hi, 4)
+        assert len({b - a for a, b in itertools.pairwise(values)}) == 1
+    assert (space.ffn_ratios[0], space.ffn_ratios[-1], len(space.ffn_ratios)) == (*ratios, 4)
+    for arch in (space.decode(np.zeros(4)), space.decode(np.ones(4))):
+        assert all(layer.head_dim == 64 for layer in arch.layers)
+        assert arch.layers[0].attn_width == arch.heads[0] * 64
+
+
+def test_autodistil_proxy_t_is_in_the_tiny_space_with_its_real_size() -> None:
+    # AutoDistil's ProxyT (Table 6): 7 layers, hidden 160, MLP ratio 3.5, 10 heads. Built with
+    # 64-wide heads (as its code does) it has ~9.1M parameters, not the 6.88M its paper's
+    # formula gives (see docs/research/search-spaces-and-distillation.md).
+    proxy_t = Arch.uniform(7, 160, 10, 560, head_size=64)
+    assert AUTODISTIL_TINY.contains(proxy_t)
+    assert 9.0e6 < proxy_t.params < 9.3e6
+    assert proxy_t.layers[0].attn_width == 640
+    bert_geometry = Arch.uniform(7, 160, 10, 560)  # 16-wide heads: not the space's
+    assert "16-wide heads" in AUTODISTIL_TINY.why_not(bert_geometry)
+    assert proxy_t.flops(Workload(1, 128)) > bert_geometry.flops(Workload(1, 128))
