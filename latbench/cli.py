@@ -193,7 +193,10 @@ def build_parser() -> argparse.ArgumentParser:
         '--arch \'{"layers": 2, "hidden": 128, "heads": 2, "ffn": 256}\' --proxy --out student`.',
     )
     p.add_argument(
-        "--teacher", required=True, help="folder of the teacher checkpoint (config.json, weights, tokenizer)"
+        "--teacher",
+        required=True,
+        help="folder of the teacher: a Hugging Face BERT or ELECTRA sequence classifier "
+        "(config.json, weights, tokenizer) or a latbench student",
     )
     p.add_argument("--data", required=True, help="training data (file or folder)")
     p.add_argument("--dev", help="development data [the folder's dev split, else 10%% of --data]")

@@ -1,10 +1,11 @@
-"""Classifier checkpoints on disk: Hugging Face BERT teachers in, students out.
+"""Classifier checkpoints on disk: Hugging Face BERT and ELECTRA teachers in, students out.
 
 A checkpoint is a directory:
 
 * ``model.safetensors`` — the weights, named as in ``BertForSequenceClassification``
-  (``pytorch_model.bin`` is read too, with ``torch.load(weights_only=True)``; latbench
-  never writes pickle);
+  (or ``ElectraForSequenceClassification``, whose encoder is BERT's and whose head has
+  the same two layers with gelu for tanh; ``pytorch_model.bin`` is read too, with
+  ``torch.load(weights_only=True)``; latbench never writes pickle);
 * ``config.json`` — a Hugging Face BERT config, written whenever the architecture has one
   (equal layers), so ``transformers`` can load a latbench student as it is;
 * ``latbench.json`` — latbench's own description (``ClassifierConfig`` + label names),
@@ -36,6 +37,13 @@ WEIGHTS_FILE = "model.safetensors"
 TOKENIZER_FILE = "tokenizer.json"
 #: Buffers some Hugging Face versions save beside the parameters; they hold no weights.
 _IGNORED_KEYS = ("bert.embeddings.position_ids", "bert.embeddings.token_type_ids")
+#: ELECTRA's discriminator has BERT's encoder under another prefix and, in place of the
+#: pooler + classifier, a head of the same two layers (dense, gelu, out_proj).
+_ELECTRA_NAMES = (
+    ("electra.", "bert."),
+    ("classifier.dense.", "bert.pooler.dense."),
+    ("classifier.out_proj.", "classifier."),
+)
 
 
 class CheckpointError(LatbenchError, ValueError):
@@ -131,6 +139,7 @@ def load_checkpoint(path: str | Path, *, max_len: int | None = None) -> Checkpoi
             f"{directory} is not a directory; give the folder of a Hugging Face BERT "
             "sequence classifier (config.json, model.safetensors, tokenizer) or a latbench student"
         )
+    hf_type = None  # the Hugging Face model type, when the weights are named by Hugging Face
     if (directory / LATBENCH_FILE).is_file():
         data = _read_json(directory / LATBENCH_FILE)
         try:
@@ -140,7 +149,7 @@ def load_checkpoint(path: str | Path, *, max_len: int | None = None) -> Checkpoi
             raise CheckpointError(f"{directory / LATBENCH_FILE} is malformed: {exc}") from None
         max_len = max_len or int(data.get("max_len", 128))
     elif (directory / "config.json").is_file():
-        config, label_names, hf_max_len = _config_from_hf(directory)
+        config, label_names, hf_max_len, hf_type = _config_from_hf(directory)
         max_len = max_len or hf_max_len
     else:
         raise CheckpointError(
@@ -153,6 +162,8 @@ def load_checkpoint(path: str | Path, *, max_len: int | None = None) -> Checkpoi
         )
     model = Classifier(config)
     state = _read_weights(directory)
+    if hf_type is not None:
+        state = _bert_names(state, hf_type)
     for key in _IGNORED_KEYS:
         state.pop(key, None)
     expected = model.state_dict()
@@ -209,8 +220,9 @@ def save_checkpoint(
 
 def hf_config(config: ClassifierConfig, label_names: Sequence[str]) -> dict[str, Any] | None:
     """The ``BertForSequenceClassification`` config for ``config``, or None when Hugging
-    Face cannot express the architecture (per-layer sizes, or a fixed head size)."""
-    if not config.arch.is_uniform or config.arch.head_size:
+    Face's BERT cannot express the model (per-layer sizes, a fixed head size, or
+    ELECTRA's gelu head)."""
+    if not config.arch.is_uniform or config.arch.head_size or config.pooler_activation != "tanh":
         return None
     data = config.arch.to_hf_dict("bert")
     data.update(
@@ -226,13 +238,28 @@ def hf_config(config: ClassifierConfig, label_names: Sequence[str]) -> dict[str,
     return data
 
 
-def _config_from_hf(directory: Path) -> tuple[ClassifierConfig, tuple[str, ...], int]:
+def _bert_names(state: dict[str, Tensor], model_type: str) -> dict[str, Tensor]:
+    """``state`` with the parameter names of ``BertForSequenceClassification``."""
+    if model_type != "electra":
+        return state
+    renamed = {}
+    for key, tensor in state.items():
+        for old, new in _ELECTRA_NAMES:
+            if key.startswith(old):
+                key = new + key[len(old) :]
+                break
+        renamed[key] = tensor
+    return renamed
+
+
+def _config_from_hf(directory: Path) -> tuple[ClassifierConfig, tuple[str, ...], int, str]:
     data = _read_json(directory / "config.json")
     model_type = data.get("model_type")
-    if model_type != "bert":
+    if model_type not in ("bert", "electra"):
         raise CheckpointError(
-            f"{directory} holds a {model_type!r} model; latbench reads BERT sequence classifiers "
-            "(model_type 'bert', e.g. BERT, TinyBERT, MiniLM checkpoints)"
+            f"{directory} holds a {model_type!r} model; latbench reads BERT and ELECTRA sequence "
+            "classifiers (model_type 'bert' or 'electra', e.g. BERT, TinyBERT, MiniLM, ELECTRA); "
+            "RoBERTa and DistilBERT checkpoints are not supported yet"
         )
     act = data.get("hidden_act", "gelu")
     if act != "gelu":
@@ -253,6 +280,7 @@ def _config_from_hf(directory: Path) -> tuple[ClassifierConfig, tuple[str, ...],
         hidden_dropout=float(data.get("hidden_dropout_prob", 0.1)),
         attention_dropout=float(data.get("attention_probs_dropout_prob", 0.1)),
         pad_token_id=int(data.get("pad_token_id") or 0),
+        pooler_activation="gelu" if model_type == "electra" else "tanh",
     )
     max_len = 128
     tok_config = directory / "tokenizer_config.json"
@@ -260,7 +288,7 @@ def _config_from_hf(directory: Path) -> tuple[ClassifierConfig, tuple[str, ...],
         declared = _read_json(tok_config).get("model_max_length")
         if isinstance(declared, int) and 0 < declared < 10**6:
             max_len = min(declared, 128)
-    return config, label_names, min(max_len, arch.max_positions)
+    return config, label_names, min(max_len, arch.max_positions), model_type
 
 
 def _read_weights(directory: Path) -> dict[str, Tensor]:

@@ -29,7 +29,7 @@ the outputs unchanged.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -38,7 +38,7 @@ from torch import Tensor, nn
 from latbench.arch import Arch
 from latbench.errors import ConfigError
 from search.checkpoint import Encoded
-from search.model import Classifier, ClassifierConfig, Masks
+from search.model import Classifier, Masks
 
 LAYER_MAP_STRATEGIES = ("uniform", "last")
 
@@ -167,15 +167,7 @@ def extract_student(
     t_arch = teacher.arch
     check_extractable(t_arch, arch, init_layers)
     arch = student_for_teacher(arch, t_arch)
-    config = ClassifierConfig(
-        arch=arch,
-        num_labels=teacher.config.num_labels,
-        layer_norm_eps=teacher.config.layer_norm_eps,
-        hidden_dropout=teacher.config.hidden_dropout,
-        attention_dropout=teacher.config.attention_dropout,
-        pad_token_id=teacher.config.pad_token_id,
-    )
-    student = Classifier(config)
+    student = Classifier(replace(teacher.config, arch=arch))  # the teacher's constants and head
     src = teacher.state_dict()
     hid = _top(scores.hidden, arch.hidden)
     new: dict[str, Tensor] = {}

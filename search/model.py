@@ -30,11 +30,16 @@ from latbench.arch import Arch
 from latbench.errors import ConfigError
 
 HIDDEN_STATES, SCORES, QKV = "hidden_states", "scores", "qkv"
+POOLER_ACTIVATIONS = {"tanh": torch.tanh, "gelu": nn.functional.gelu}
 
 
 @dataclass(frozen=True)
 class ClassifierConfig:
-    """What a ``Classifier`` is: an architecture, a label count and BERT's constants."""
+    """What a ``Classifier`` is: an architecture, a label count and BERT's constants.
+
+    ``pooler_activation`` is the activation between the head's two dense layers: ``tanh``
+    (BERT's pooler) or ``gelu`` (ELECTRA's classification head, the same two layers).
+    """
 
     arch: Arch
     num_labels: int
@@ -42,10 +47,16 @@ class ClassifierConfig:
     hidden_dropout: float = 0.1
     attention_dropout: float = 0.1
     pad_token_id: int = 0
+    pooler_activation: str = "tanh"
 
     def __post_init__(self) -> None:
         if isinstance(self.num_labels, bool) or not isinstance(self.num_labels, int) or self.num_labels < 2:
             raise ConfigError(f"a classifier needs at least 2 labels, got {self.num_labels!r}")
+        if self.pooler_activation not in POOLER_ACTIVATIONS:
+            raise ConfigError(
+                f"pooler_activation must be one of {', '.join(POOLER_ACTIVATIONS)}, "
+                f"got {self.pooler_activation!r}"
+            )
         for name in ("hidden_dropout", "attention_dropout"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ConfigError(f"{name} must be in [0, 1), got {getattr(self, name)}")
@@ -58,6 +69,7 @@ class ClassifierConfig:
             "hidden_dropout": self.hidden_dropout,
             "attention_dropout": self.attention_dropout,
             "pad_token_id": self.pad_token_id,
+            "pooler_activation": self.pooler_activation,
         }
 
     @classmethod
@@ -69,6 +81,7 @@ class ClassifierConfig:
             hidden_dropout=float(data.get("hidden_dropout", 0.1)),
             attention_dropout=float(data.get("attention_dropout", 0.1)),
             pad_token_id=int(data.get("pad_token_id", 0)),
+            pooler_activation=str(data.get("pooler_activation", "tanh")),
         )
 
 
@@ -193,12 +206,13 @@ class _Encoder(nn.Module):
 
 
 class _Pooler(nn.Module):
-    def __init__(self, hidden: int) -> None:
+    def __init__(self, hidden: int, activation: str) -> None:
         super().__init__()
         self.dense = nn.Linear(hidden, hidden)
+        self.activation = POOLER_ACTIVATIONS[activation]
 
     def forward(self, x: Tensor) -> Tensor:
-        return torch.tanh(self.dense(x[:, 0]))
+        return self.activation(self.dense(x[:, 0]))
 
 
 class _Bert(nn.Module):
@@ -206,7 +220,7 @@ class _Bert(nn.Module):
         super().__init__()
         self.embeddings = _Embeddings(config)
         self.encoder = _Encoder(config)
-        self.pooler = _Pooler(config.arch.hidden)
+        self.pooler = _Pooler(config.arch.hidden, config.pooler_activation)
 
 
 class Classifier(nn.Module):

@@ -133,3 +133,52 @@ def test_a_student_with_fixed_head_size_saves_without_a_hugging_face_config(
         a = student(encoded.input_ids, encoded.attention_mask, encoded.token_type_ids).logits
         b = again.model(encoded.input_ids, encoded.attention_mask, encoded.token_type_ids).logits
     torch.testing.assert_close(a, b)
+
+
+def make_hf_electra(directory: Path, teacher_dir: Path) -> Path:
+    bert = json.loads((teacher_dir / "config.json").read_text())
+    config = transformers.ElectraConfig(
+        vocab_size=bert["vocab_size"],
+        embedding_size=bert["hidden_size"],
+        hidden_size=bert["hidden_size"],
+        num_hidden_layers=2,
+        num_attention_heads=bert["num_attention_heads"],
+        intermediate_size=bert["intermediate_size"],
+        max_position_embeddings=bert["max_position_embeddings"],
+        num_labels=2,
+        id2label={0: "negative", 1: "positive"},
+        label2id={"negative": 0, "positive": 1},
+    )
+    torch.manual_seed(3)
+    transformers.ElectraForSequenceClassification(config).eval().save_pretrained(directory)
+    shutil.copy(teacher_dir / "tokenizer.json", directory / "tokenizer.json")
+    return directory
+
+
+def test_an_electra_teacher_gives_the_same_logits_and_teaches_students(
+    teacher_dir: Path, tmp_path: Path, demo_data
+) -> None:  # type: ignore[no-untyped-def]
+    from search.distill import Batches, DistillConfig, LossWeights, train
+
+    path = make_hf_electra(tmp_path / "electra", teacher_dir)
+    ck = load_checkpoint(path)
+    assert ck.model.config.pooler_activation == "gelu" and ck.arch.num_layers == 2
+    encoded = ck.encoder.encode(TEXTS, PAIRS)
+    hf = transformers.ElectraForSequenceClassification.from_pretrained(path).eval()
+    with torch.no_grad():
+        ours = ck.model(encoded.input_ids, encoded.attention_mask, encoded.token_type_ids).logits
+        theirs = hf(
+            input_ids=encoded.input_ids,
+            attention_mask=encoded.attention_mask,
+            token_type_ids=encoded.token_type_ids,
+        ).logits
+    torch.testing.assert_close(ours, theirs, atol=1e-5, rtol=1e-4)
+    texts = [e.text for e in demo_data[0].examples[:64]]
+    data = Batches(ck.encoder.encode(texts), torch.as_tensor(demo_data[0].labels[:64]))
+    arch = Arch.uniform(1, 16, 2, 32, vocab_size=ck.arch.vocab_size)
+    config = DistillConfig(steps=2, batch_size=16, checkpoint_every=0, losses=LossWeights(logits=1, hidden=1))
+    student = train(ck.model, arch, data, config).student
+    assert student.config.pooler_activation == "gelu"  # ETD keeps the teacher's head
+    written = save_checkpoint(tmp_path / "s", student, ck.encoder, ck.label_names)
+    assert "config.json" not in written  # a BERT config cannot say "gelu head"
+    assert load_checkpoint(tmp_path / "s").model.config == student.config
