@@ -26,7 +26,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from latbench.arch import Arch
+from latbench.arch import Arch, LayerShape
 from latbench.errors import ConfigError
 
 HIDDEN_STATES, SCORES, QKV = "hidden_states", "scores", "qkv"
@@ -150,12 +150,10 @@ class _DenseNorm(nn.Module):
 
 
 class _Attention(nn.Module):
-    def __init__(self, config: ClassifierConfig, heads: int) -> None:
+    def __init__(self, config: ClassifierConfig, shape: LayerShape) -> None:
         super().__init__()
-        hidden = config.arch.hidden
-        # attention is heads x head size wide: the hidden size unless the arch fixes a head size
-        width = heads * (config.arch.head_size or hidden // heads)
-        self.self = _SelfAttention(hidden, heads, width, config.attention_dropout)
+        hidden, width = shape.hidden, shape.attn_width  # width != hidden with a fixed head size
+        self.self = _SelfAttention(hidden, shape.heads, width, config.attention_dropout)
         self.output = _DenseNorm(width, hidden, config.layer_norm_eps, config.hidden_dropout)
 
 
@@ -166,12 +164,11 @@ class _Intermediate(nn.Module):
 
 
 class _Layer(nn.Module):
-    def __init__(self, config: ClassifierConfig, heads: int, ffn: int) -> None:
+    def __init__(self, config: ClassifierConfig, shape: LayerShape) -> None:
         super().__init__()
-        hidden = config.arch.hidden
-        self.attention = _Attention(config, heads)
-        self.intermediate = _Intermediate(hidden, ffn)
-        self.output = _DenseNorm(ffn, hidden, config.layer_norm_eps, config.hidden_dropout)
+        self.attention = _Attention(config, shape)
+        self.intermediate = _Intermediate(shape.hidden, shape.ffn)
+        self.output = _DenseNorm(shape.ffn, shape.hidden, config.layer_norm_eps, config.hidden_dropout)
 
     def forward(
         self, x: Tensor, mask_bias: Tensor, head_mask: Tensor | None, neuron_mask: Tensor | None
@@ -202,7 +199,7 @@ class _Encoder(nn.Module):
     def __init__(self, config: ClassifierConfig) -> None:
         super().__init__()
         arch = config.arch
-        self.layer = nn.ModuleList(_Layer(config, a, f) for a, f in zip(arch.heads, arch.ffn, strict=True))
+        self.layer = nn.ModuleList(_Layer(config, shape) for shape in arch.layers)
 
 
 class _Pooler(nn.Module):
