@@ -195,8 +195,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--teacher",
         required=True,
-        help="folder of the teacher: a Hugging Face BERT or ELECTRA sequence classifier "
-        "(config.json, weights, tokenizer) or a latbench student",
+        help="folder of the teacher: a Hugging Face BERT, ELECTRA, RoBERTa or DistilBERT "
+        "sequence classifier (config.json, weights, tokenizer) or a latbench student",
     )
     p.add_argument("--data", required=True, help="training data (file or folder)")
     p.add_argument("--dev", help="development data [the folder's dev split, else 10%% of --data]")

@@ -30,7 +30,7 @@ from latbench.arch import Arch, LayerShape
 from latbench.errors import ConfigError
 
 HIDDEN_STATES, SCORES, QKV = "hidden_states", "scores", "qkv"
-POOLER_ACTIVATIONS = {"tanh": torch.tanh, "gelu": nn.functional.gelu}
+POOLER_ACTIVATIONS = {"tanh": torch.tanh, "gelu": nn.functional.gelu, "relu": torch.relu}
 
 
 @dataclass(frozen=True)
@@ -38,7 +38,10 @@ class ClassifierConfig:
     """What a ``Classifier`` is: an architecture, a label count and BERT's constants.
 
     ``pooler_activation`` is the activation between the head's two dense layers: ``tanh``
-    (BERT's pooler) or ``gelu`` (ELECTRA's classification head, the same two layers).
+    (BERT's pooler, RoBERTa's head), ``gelu`` (ELECTRA's head) or ``relu`` (DistilBERT's
+    pre-classifier): the same two layers everywhere. ``position_offset`` is where token
+    positions start in the position table: 0 for BERT, ``pad_token_id + 1`` for RoBERTa,
+    whose table keeps its first rows for padding.
     """
 
     arch: Arch
@@ -48,6 +51,7 @@ class ClassifierConfig:
     attention_dropout: float = 0.1
     pad_token_id: int = 0
     pooler_activation: str = "tanh"
+    position_offset: int = 0
 
     def __post_init__(self) -> None:
         if isinstance(self.num_labels, bool) or not isinstance(self.num_labels, int) or self.num_labels < 2:
@@ -56,6 +60,13 @@ class ClassifierConfig:
             raise ConfigError(
                 f"pooler_activation must be one of {', '.join(POOLER_ACTIVATIONS)}, "
                 f"got {self.pooler_activation!r}"
+            )
+        offset = self.position_offset
+        if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
+            raise ConfigError(f"position_offset must be an integer >= 0, got {offset!r}")
+        if offset >= self.arch.max_positions:
+            raise ConfigError(
+                f"position_offset {offset} leaves none of the {self.arch.max_positions} positions"
             )
         for name in ("hidden_dropout", "attention_dropout"):
             if not 0.0 <= getattr(self, name) < 1.0:
@@ -70,6 +81,7 @@ class ClassifierConfig:
             "attention_dropout": self.attention_dropout,
             "pad_token_id": self.pad_token_id,
             "pooler_activation": self.pooler_activation,
+            "position_offset": self.position_offset,
         }
 
     @classmethod
@@ -82,7 +94,13 @@ class ClassifierConfig:
             attention_dropout=float(data.get("attention_dropout", 0.1)),
             pad_token_id=int(data.get("pad_token_id", 0)),
             pooler_activation=str(data.get("pooler_activation", "tanh")),
+            position_offset=int(data.get("position_offset", 0)),
         )
+
+    @property
+    def max_tokens(self) -> int:
+        """The longest input (special tokens included) the position table holds."""
+        return self.arch.max_positions - self.position_offset
 
 
 @dataclass
@@ -120,9 +138,13 @@ class _Embeddings(nn.Module):
         self.token_type_embeddings = nn.Embedding(max(arch.type_vocab_size, 1), arch.hidden)
         self.LayerNorm = nn.LayerNorm(arch.hidden, eps=config.layer_norm_eps)
         self.dropout = nn.Dropout(config.hidden_dropout)
+        self.position_offset = config.position_offset
 
     def forward(self, input_ids: Tensor, token_type_ids: Tensor) -> Tensor:
-        positions = torch.arange(input_ids.shape[1], device=input_ids.device).unsqueeze(0)
+        # RoBERTa numbers positions from pad_token_id + 1; padding positions, which get other
+        # numbers there, are masked out of attention and never read.
+        start = self.position_offset
+        positions = torch.arange(start, start + input_ids.shape[1], device=input_ids.device).unsqueeze(0)
         x = self.word_embeddings(input_ids) + self.position_embeddings(positions)
         x = x + self.token_type_embeddings(token_type_ids)
         return self.dropout(self.LayerNorm(x))
@@ -253,7 +275,8 @@ class Classifier(nn.Module):
             raise ValueError(f"unknown outputs {sorted(unknown)}")
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
-        if token_type_ids is None:
+        if token_type_ids is None or self.bert.embeddings.token_type_embeddings.num_embeddings == 1:
+            # RoBERTa and DistilBERT have one token type, whatever a tokenizer says.
             token_type_ids = torch.zeros_like(input_ids)
         dtype = self.classifier.weight.dtype
         # Padding keys get the most negative finite number, as Hugging Face does: -inf
@@ -291,7 +314,9 @@ class LogitsOnly(nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, input_ids: Tensor, attention_mask: Tensor, token_type_ids: Tensor) -> Tensor:
+    def forward(
+        self, input_ids: Tensor, attention_mask: Tensor, token_type_ids: Tensor | None = None
+    ) -> Tensor:
         return self.model(input_ids, attention_mask, token_type_ids).logits
 
 

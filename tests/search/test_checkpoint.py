@@ -7,6 +7,7 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -79,12 +80,6 @@ def test_missing_and_wrong_teachers_fail_with_one_line(teacher_dir: Path, tmp_pa
         load_checkpoint(tmp_path / "nowhere")
     with pytest.raises(CheckpointError, match=r"no config\.json"):
         load_checkpoint(tmp_path)
-    roberta = tmp_path / "roberta"
-    shutil.copytree(teacher_dir, roberta)
-    config = json.loads((roberta / "config.json").read_text())
-    (roberta / "config.json").write_text(json.dumps({**config, "model_type": "roberta"}))
-    with pytest.raises(CheckpointError, match="'roberta' model"):
-        load_checkpoint(roberta)
     no_tok = tmp_path / "no-tokenizer"
     shutil.copytree(teacher_dir, no_tok)
     (no_tok / "tokenizer.json").unlink()
@@ -182,3 +177,150 @@ def test_an_electra_teacher_gives_the_same_logits_and_teaches_students(
     written = save_checkpoint(tmp_path / "s", student, ck.encoder, ck.label_names)
     assert "config.json" not in written  # a BERT config cannot say "gelu head"
     assert load_checkpoint(tmp_path / "s").model.config == student.config
+
+
+def make_hf_roberta(directory: Path, texts: list[str], *, tokenizer_json: bool = True) -> Path:
+    """A tiny ``RobertaForSequenceClassification`` with a byte-level BPE tokenizer trained
+    here, saved as Hugging Face does (or with RoBERTa's vocab.json + merges.txt instead of
+    tokenizer.json)."""
+    from tokenizers import ByteLevelBPETokenizer
+
+    bpe = ByteLevelBPETokenizer()
+    specials = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
+    bpe.train_from_iterator(texts, vocab_size=300, special_tokens=specials, show_progress=False)
+    tokenizer = transformers.RobertaTokenizerFast(
+        tokenizer_object=bpe._tokenizer,
+        bos_token="<s>",
+        cls_token="<s>",
+        eos_token="</s>",
+        sep_token="</s>",
+        pad_token="<pad>",
+        unk_token="<unk>",
+        mask_token="<mask>",
+    )
+    config = transformers.RobertaConfig(
+        vocab_size=bpe.get_vocab_size(),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=64,
+        max_position_embeddings=66,  # 64 positions after RoBERTa's two reserved rows
+        pad_token_id=1,
+        bos_token_id=0,
+        eos_token_id=2,
+        type_vocab_size=1,
+        layer_norm_eps=1e-5,
+        num_labels=2,
+        id2label={0: "negative", 1: "positive"},
+        label2id={"negative": 0, "positive": 1},
+    )
+    torch.manual_seed(4)
+    transformers.RobertaForSequenceClassification(config).eval().save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    if not tokenizer_json:
+        (directory / "tokenizer.json").unlink()
+        bpe.save_model(str(directory))
+    return directory
+
+
+def make_hf_distilbert(directory: Path, teacher_dir: Path) -> Path:
+    bert = json.loads((teacher_dir / "config.json").read_text())
+    config = transformers.DistilBertConfig(
+        vocab_size=bert["vocab_size"],
+        dim=bert["hidden_size"],
+        n_layers=2,
+        n_heads=bert["num_attention_heads"],
+        hidden_dim=bert["intermediate_size"],
+        max_position_embeddings=bert["max_position_embeddings"],
+        num_labels=2,
+        id2label={0: "negative", 1: "positive"},
+        label2id={"negative": 0, "positive": 1},
+    )
+    torch.manual_seed(5)
+    transformers.DistilBertForSequenceClassification(config).eval().save_pretrained(directory)
+    shutil.copy(teacher_dir / "tokenizer.json", directory / "tokenizer.json")
+    return directory
+
+
+FAMILIES = ["roberta", "roberta-vocab-merges", "distilbert"]
+
+
+def make_family(family: str, tmp_path: Path, teacher_dir: Path, demo_data) -> Path:  # type: ignore[no-untyped-def]
+    if family == "distilbert":
+        return make_hf_distilbert(tmp_path / family, teacher_dir)
+    texts = [e.text for e in demo_data[0].examples]
+    return make_hf_roberta(tmp_path / family, texts, tokenizer_json=family == "roberta")
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("pairs", [None, PAIRS], ids=["single", "pairs"])
+def test_roberta_and_distilbert_teachers_give_hugging_faces_tokens_and_logits(
+    family: str, pairs, tmp_path: Path, teacher_dir: Path, demo_data
+) -> None:  # type: ignore[no-untyped-def]
+    path = make_family(family, tmp_path, teacher_dir, demo_data)
+    ck = load_checkpoint(path)
+    hf_tokenizer = transformers.AutoTokenizer.from_pretrained(path)
+    hf_model = transformers.AutoModelForSequenceClassification.from_pretrained(path).eval()
+    encoded = ck.encoder.encode(TEXTS, pairs)
+    theirs = hf_tokenizer(TEXTS, pairs, padding=True, return_tensors="pt")
+    assert encoded.input_ids.tolist() == theirs["input_ids"].tolist()  # <s> a </s></s> b </s>
+    assert encoded.attention_mask.tolist() == theirs["attention_mask"].tolist()
+    assert encoded.attention_mask[0].sum() < encoded.attention_mask.shape[1]  # padding is exercised
+    with torch.no_grad():
+        ours = ck.model(encoded.input_ids, encoded.attention_mask, encoded.token_type_ids).logits
+        expected = hf_model(input_ids=theirs["input_ids"], attention_mask=theirs["attention_mask"]).logits
+    torch.testing.assert_close(ours, expected, atol=1e-5, rtol=1e-4)
+    config = ck.model.config
+    if family == "distilbert":
+        assert config.pooler_activation == "relu" and config.position_offset == 0
+        assert config.arch.type_vocab_size == 1
+    else:
+        assert (config.pooler_activation, config.position_offset, config.max_tokens) == ("tanh", 2, 64)
+        assert ck.encoder.max_len == 64
+
+
+@pytest.mark.parametrize("family", ["roberta", "distilbert"])
+def test_roberta_and_distilbert_teachers_teach_students_that_keep_their_head(
+    family: str, tmp_path: Path, teacher_dir: Path, demo_data
+) -> None:  # type: ignore[no-untyped-def]
+    from search.distill import Batches, DistillConfig, LossWeights, train
+    from search.export import export_onnx, onnx_probs
+
+    ck = load_checkpoint(make_family(family, tmp_path, teacher_dir, demo_data))
+    texts = [e.text for e in demo_data[0].examples[:64]]
+    data = Batches(ck.encoder.encode(texts), torch.as_tensor(demo_data[0].labels[:64]))
+    arch = Arch.uniform(1, 16, 2, 32, vocab_size=ck.arch.vocab_size, max_positions=ck.arch.max_positions)
+    config = DistillConfig(steps=2, batch_size=16, checkpoint_every=0, losses=LossWeights(logits=1, hidden=1))
+    student = train(ck.model, arch, data, config).student.eval()
+    teacher_config = ck.model.config
+    assert student.config.pooler_activation == teacher_config.pooler_activation
+    assert student.config.position_offset == teacher_config.position_offset
+    written = save_checkpoint(tmp_path / "s", student, ck.encoder, ck.label_names)
+    assert "config.json" not in written  # BERT's config cannot say either head or numbering
+    again = load_checkpoint(tmp_path / "s")
+    assert again.model.config == student.config
+    encoded = again.encoder.encode(TEXTS, PAIRS)
+    assert encoded.input_ids.tolist() == ck.encoder.encode(TEXTS, PAIRS).input_ids.tolist()
+    with torch.no_grad():
+        a = student(encoded.input_ids, encoded.attention_mask, encoded.token_type_ids).logits
+        b = again.model(encoded.input_ids, encoded.attention_mask, encoded.token_type_ids).logits
+    torch.testing.assert_close(a, b)
+    onnx = export_onnx(student, tmp_path / "student.onnx", encoded)
+    probs = torch.softmax(a.double(), dim=1).numpy()
+    np.testing.assert_allclose(onnx_probs(onnx, encoded), probs, atol=1e-5)  # offset and types baked in
+
+
+def test_an_unsupported_model_type_or_position_scheme_is_a_one_line_error(
+    tmp_path: Path, teacher_dir: Path
+) -> None:
+    for change, message in (
+        ({"model_type": "albert"}, "'albert' model"),
+        ({"position_embedding_type": "relative_key"}, "position_embedding_type"),
+        ({"hidden_act": "relu"}, "activation 'relu'"),
+    ):
+        path = tmp_path / str(len(message))
+        shutil.copytree(teacher_dir, path)
+        data = json.loads((path / "config.json").read_text())
+        (path / "config.json").write_text(json.dumps({**data, **change}))
+        with pytest.raises(CheckpointError, match=message):
+            load_checkpoint(path)
