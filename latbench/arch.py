@@ -181,6 +181,17 @@ class Arch:
         return len(set(self.heads)) == 1 and len(set(self.ffn)) == 1
 
     @property
+    def short_label(self) -> str:
+        """``4L/128H/4A/512F`` (layers, hidden, heads, FFN); per-layer lists when layers
+        differ, and ``/d64`` for a fixed head size."""
+
+        def dim(values: tuple[int, ...]) -> str:
+            return str(values[0]) if len(set(values)) == 1 else "[" + ",".join(map(str, values)) + "]"
+
+        size = f"/d{self.head_size}" if self.head_size else ""
+        return f"{self.num_layers}L/{self.hidden}H/{dim(self.heads)}A/{dim(self.ffn)}F{size}"
+
+    @property
     def embedding_params(self) -> int:
         h = self.hidden
         return (self.vocab_size + self.max_positions + self.type_vocab_size) * h + 2 * h

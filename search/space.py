@@ -135,6 +135,25 @@ class SearchSpace:
         per = [f"{d}[{i}]" if i is not None else d for i in slots for d in ("heads", "ffn")]
         return ("layers", "hidden", *per)
 
+    @property
+    def choice_counts(self) -> tuple[int, ...]:
+        """How many choices each coordinate of ``dimensions`` has (what a sampler suggests
+        an index for)."""
+        per = (len(self.heads), self._ffn_choices) * (self.max_layers if self.per_layer else 1)
+        return (len(self.layers), len(self.hidden), *per)
+
+    def from_indices(self, indices: Sequence[int]) -> Arch:
+        """The architecture whose coordinate ``i`` is choice ``indices[i]``."""
+        counts = self.choice_counts
+        if len(indices) != len(counts) or any(not 0 <= int(i) < n for i, n in zip(indices, counts)):  # noqa: B905
+            raise ConfigError(f"search space {self.name} takes {len(counts)} indices below {list(counts)}")
+        return self.decode([_unit(int(i), n) for i, n in zip(indices, counts, strict=True)])
+
+    def indices(self, arch: Arch) -> tuple[int, ...]:
+        """The choice indices of ``arch`` (inverse of ``from_indices``)."""
+        vector = self.encode(arch)
+        return tuple(_index(v, n) for v, n in zip(vector, self.choice_counts, strict=True))
+
     def count(self) -> int:
         """How many distinct architectures the space holds."""
         per_layer_choices = len(self.heads) * self._ffn_choices
