@@ -2,7 +2,7 @@
 together and turns user mistakes (``LatbenchError``) into one-line errors and exit code 2.
 
 Commands: ``devices``, ``profile``, ``measure``, ``fit``, ``evaluate``, ``predict``,
-``specsheets``, ``export``, ``distill``, ``demo-task``.
+``specsheets``, ``export``, ``distill``, ``demo-task``, ``search``.
 """
 
 from __future__ import annotations
@@ -239,6 +239,56 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print metrics.json instead of a summary")
 
     p = sub.add_parser(
+        "search",
+        help="predictor-guided multi-objective architecture search (accuracy vs latency)",
+        description="Search a student space for the accuracy-latency Pareto front: a Bayesian "
+        "sampler (Optuna) proposes students, a latency predictor (from `latbench fit`) prices "
+        "them (students predicted over --budget-ms are rejected without training; those whose "
+        "interval straddles it are measured on --target), a short proxy distillation from "
+        "--teacher scores their accuracy, and the Pareto set is then fully distilled and "
+        "measured. The study lives in --storage (SQLite in --out by default): rerunning the "
+        "same command resumes it, and workers on several machines share one PostgreSQL study "
+        "(--storage postgresql://... --study NAME).",
+        epilog="Settings may also come from a TOML file (--config) whose keys are the long "
+        "option names with underscores (space, teacher, data, predictor, budget_ms, sampler, "
+        "trials, ...); options given on the command line win. Results: OUT/search.json and "
+        "OUT/trials.csv (see search/study.py), students of the Pareto set in OUT/pareto-NNNN/.",
+    )
+    p.add_argument("--config", help="TOML file with any of the options below")
+    p.add_argument("--space", help="search space: autodistil-tiny, autodistil-small, autodistil-base, "
+                   "hat, bert-mini, or a TOML/YAML file")  # fmt: skip
+    p.add_argument("--teacher", help="teacher folder (as for `latbench distill`)")
+    p.add_argument("--data", help="training data (as for `latbench distill`)")
+    p.add_argument("--dev", help="development data [the folder's dev split, else 10%% of --data]")
+    p.add_argument("--predictor", help="latency predictor file from `latbench fit`")
+    p.add_argument("--target", help="measure on this target (available here) the students whose "
+                   "interval straddles the budget and the Pareto set [the predictor's target when "
+                   "available here]")  # fmt: skip
+    p.add_argument("--no-measure", action="store_true", default=None, help="never measure; predictions only")
+    p.add_argument("--batch", type=int, help="workload batch size [1]")
+    p.add_argument("--seq", type=int, help="workload sequence length [128]")
+    p.add_argument("--budget-ms", type=float, help="latency budget in ms (a constraint) [none]")
+    p.add_argument("--sampler", choices=("gp", "tpe", "nsga2", "random"), help="Optuna sampler [gp]")
+    p.add_argument("--trials", type=int, help="students to evaluate (over-budget ones are free) [30]")
+    p.add_argument("--seed", type=int, help="random seed [0]")
+    p.add_argument(
+        "--startup",
+        choices=("predictor", "sampler"),
+        help="first trials spread over predicted latency, or the sampler's [predictor]",
+    )
+    p.add_argument("--startup-trials", type=int, help="trials before the sampler's model takes over [8]")
+    p.add_argument("--storage", help="Optuna storage URL [sqlite:///OUT/study.db]")
+    p.add_argument("--study", help="study name (workers sharing one study use the same) [search]")
+    p.add_argument("--out", help="output folder (search.json, trials.csv, Pareto students)")
+    p.add_argument("--proxy-steps", type=int, help="steps of each proxy distillation [300]")
+    p.add_argument("--proxy-examples", type=int, help="training examples of the proxy [2000]")
+    p.add_argument("--final-epochs", type=float, help="epochs of the Pareto set's full distillation [3]")
+    p.add_argument("--no-final", action="store_true", default=None, help="skip the full distillation")
+    p.add_argument("--surrogate", action="store_true", default=None,
+                   help="score students with the built-in accuracy surrogate instead of distillation "
+                   "(no teacher or data; for trying settings and benchmarking samplers)")  # fmt: skip
+
+    p = sub.add_parser(
         "demo-task",
         help="write the built-in demo task and train its demo teacher",
         description="Generate the demo text-classification task (compositional sentiment, fixed "
@@ -254,6 +304,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # recorded in results' provenance
     # kill/SIGTERM ends a profile as Ctrl-C does: committed chunks stay, claims are released.
     previous = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     try:
@@ -949,6 +1000,198 @@ def cmd_demo_task(args: argparse.Namespace) -> int:
     return 0
 
 
+SEARCH_DEFAULTS: dict[str, Any] = {
+    "config": None,
+    "space": None,
+    "teacher": None,
+    "data": None,
+    "dev": None,
+    "predictor": None,
+    "target": None,
+    "no_measure": False,
+    "batch": 1,
+    "seq": 128,
+    "budget_ms": None,
+    "sampler": "gp",
+    "trials": 30,
+    "seed": 0,
+    "startup": "predictor",
+    "startup_trials": 8,
+    "storage": None,
+    "study": "search",
+    "out": None,
+    "proxy_steps": 300,
+    "proxy_examples": 2000,
+    "final_epochs": 3.0,
+    "no_final": False,
+    "surrogate": False,
+}
+
+
+def search_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The search's options: command line over --config's TOML over the defaults."""
+    options = dict(SEARCH_DEFAULTS)
+    if args.config:
+        from latbench.files import read_config_file
+
+        data, _ = read_config_file(args.config, "search config", {})
+        unknown = sorted(set(data) - set(SEARCH_DEFAULTS) - {"config"})
+        if unknown:
+            raise ConfigError(
+                f"{args.config}: unknown search option(s) {', '.join(unknown)}; "
+                f"known: {', '.join(k for k in SEARCH_DEFAULTS if k != 'config')}"
+            )
+        options.update(data)
+    options.update({k: v for k, v in vars(args).items() if k in SEARCH_DEFAULTS and v is not None})
+    missing = [f"--{k}" for k in ("space", "predictor", "out") if not options[k]]
+    if not options["surrogate"]:
+        missing += [f"--{k}" for k in ("teacher", "data") if not options[k]]
+    if missing:
+        raise ConfigError(f"latbench search needs {', '.join(missing)} (on the command line or in --config)")
+    for name in ("batch", "seq", "trials", "startup_trials", "proxy_steps", "proxy_examples"):
+        if isinstance(options[name], bool) or not isinstance(options[name], int) or options[name] <= 0:
+            raise ConfigError(f"{name} must be a positive integer, got {options[name]!r}")
+    return options
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from latbench.arch import Workload
+    from search.distill import DistillConfig
+    from search.objectives import PredictedLatency, ProxyDistillation, SurrogateAccuracy
+    from search.space import load_space
+    from search.study import SearchSettings, extremes, finish, run_search, write_results
+
+    o = search_options(args)
+    # Everything that can be checked is checked before the first trial.
+    space = load_space(o["space"])
+    settings = SearchSettings(
+        trials=o["trials"],
+        sampler=o["sampler"],
+        seed=o["seed"],
+        budget_ms=o["budget_ms"],
+        startup=o["startup"],
+        startup_trials=o["startup_trials"],
+    )
+    workload = Workload(o["batch"], o["seq"])
+    latency = PredictedLatency(o["predictor"], workload)
+    measured = None if o["no_measure"] else _search_target(o["target"], latency, workload)
+    out = Path(o["out"])
+    storage = o["storage"] or f"sqlite:///{out.resolve() / 'study.db'}"
+    console = _console()
+    final = None
+    if o["surrogate"]:
+        objective: Any = SurrogateAccuracy(seed=o["seed"])
+    else:
+        proxy = DistillConfig(
+            steps=o["proxy_steps"], max_examples=o["proxy_examples"], checkpoint_every=0, seed=o["seed"]
+        )
+        objective = ProxyDistillation(o["teacher"], o["data"], o["dev"], proxy)
+        if not o["no_final"]:
+            full = DistillConfig(epochs=float(o["final_epochs"]), seed=o["seed"])
+            final = ProxyDistillation(o["teacher"], o["data"], o["dev"], full, int8=True)
+    objective.check(extremes(space))
+    out.mkdir(parents=True, exist_ok=True)
+    console.print(
+        f"searching {space.name} ({space.count():,} students) with {settings.sampler}: "
+        f"{settings.trials} trials, latency from {latency.loaded.predictor.name} for "
+        f"{latency.loaded.target} at b={workload.batch} s={workload.seq_len}"
+        + (f", budget {settings.budget_ms} ms" if settings.budget_ms else "")
+        + (f", measuring on {measured.target}" if measured else ""),
+        markup=False,
+    )
+    with _training_bar("searching") as bar:
+        task = bar.add_task("", total=settings.trials)
+
+        def on_trial(record, records, hv: float) -> None:  # type: ignore[no-untyped-def]
+            from search.study import pareto_front
+
+            done = sum(r.evaluated for r in records)
+            front = len(pareto_front(records))
+            what = "over budget (predicted)" if record.skipped else f"acc {record.accuracy:.3f}"
+            bar.update(
+                task,
+                completed=done,
+                description=f"#{record.number} {record.arch.short_label} {what} "
+                f"{record.latency_ms:.2f} ms | front {front} | HV {hv:.4g}",
+            )
+
+        outcome = run_search(
+            settings,
+            space,
+            objective,
+            latency,
+            storage=storage,
+            study_name=o["study"],
+            measured=measured,
+            on_trial=on_trial,
+        )
+    if final is not None or measured is not None:
+        with _training_bar("Pareto set") as bar:
+            task = bar.add_task("", total=len(outcome.pareto))
+
+            def on_member(i: int, n: int, record) -> None:  # type: ignore[no-untyped-def]
+                bar.update(task, completed=i, description=f"distilling {record.arch.short_label}")
+
+            outcome = finish(outcome, final=final, measured=measured, work_dir=out, on_member=on_member)
+            bar.update(task, completed=len(outcome.pareto))
+    extra = {"command": ["latbench", *args.argv], "latbench": __version__}
+    paths = write_results(outcome, out, extra=extra)
+    _print_pareto(console, outcome)
+    console.print(
+        f"{outcome.evaluated} students evaluated, {sum(t.skipped for t in outcome.trials)} rejected by "
+        f"the predictor; hypervolume {outcome.hypervolume[-1]:.4g} (reference {outcome.reference[0]:g}, "
+        f"{outcome.reference[1]:.3f} ms); wrote " + ", ".join(str(p) for p in paths),
+        markup=False,
+    )
+    return 0
+
+
+def _search_target(text: str | None, latency, workload):  # type: ignore[no-untyped-def]
+    """The target to measure on: --target, else the predictor's when available here."""
+    from latbench.backends.registry import default_registry
+    from search.objectives import MeasuredLatency
+
+    if text:
+        return MeasuredLatency(text, workload)
+    name = latency.loaded.target.name
+    if name in default_registry().names() and default_registry().create(name).availability().available:
+        return MeasuredLatency(str(latency.loaded.target), workload)
+    print(
+        f"latbench: note: target {name} is not available here; latencies are predicted only",
+        file=sys.stderr,
+    )
+    return None
+
+
+def _print_pareto(console, outcome) -> None:  # type: ignore[no-untyped-def]
+    from rich.table import Table
+
+    if not console.is_terminal:
+        console.width = max(console.width, 120)
+    table = Table(title=f"Pareto set of study {outcome.study_name} ({len(outcome.pareto)} students)")
+    for col in ("trial", "student", "params", "predicted ms (90%)", "measured ms", "search acc.",
+                "final acc.", "loyalty"):  # fmt: skip
+        table.add_column(col)
+    for m in outcome.pareto:
+        t = m.trial
+        final = m.final
+        loyalty = "" if final is None else f"{final.metrics.get('label_loyalty', float('nan')):.3f}"
+        measured = m.final_latency.ms if m.final_latency is not None else t.measured_ms
+        table.add_row(
+            str(t.number),
+            t.arch.short_label,
+            f"{t.arch.params / 1e6:.2f} M",
+            f"{t.predicted_ms:.3f} [{t.predicted_low_ms:.3f}-{t.predicted_high_ms:.3f}]",
+            "" if measured is None else f"{measured:.3f}",
+            f"{t.accuracy:.3f}",
+            "" if final is None else f"{final.accuracy:.3f}",
+            loyalty,
+        )
+    console.print(table)
+
+
 COMMANDS = {
     "devices": cmd_devices,
     "profile": cmd_profile,
@@ -960,6 +1203,7 @@ COMMANDS = {
     "export": cmd_export,
     "distill": cmd_distill,
     "demo-task": cmd_demo_task,
+    "search": cmd_search,
 }
 
 

@@ -258,6 +258,13 @@ def open_storage(url: str):  # type: ignore[no-untyped-def]
 
 
 # --- the loop --------------------------------------------------------------------------------
+def extremes(space: SearchSpace) -> tuple[Arch, Arch]:
+    """The space's smallest and largest students (every choice first, every choice last):
+    if the objective can evaluate both, it can evaluate all."""
+    smallest = space.from_indices([0] * len(space.dimensions))
+    return smallest, space.from_indices([n - 1 for n in space.choice_counts])
+
+
 def run_search(
     settings: SearchSettings,
     space: SearchSpace,
@@ -274,10 +281,7 @@ def run_search(
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    smallest, largest = (
-        space.from_indices([0] * len(space.dimensions)),
-        space.from_indices([n - 1 for n in space.choice_counts]),
-    )
+    smallest, largest = extremes(space)
     objective.check([smallest, largest])
     description = {
         "space": space.to_dict(),

@@ -52,3 +52,31 @@ def make_hf_teacher(directory: Path, texts: list[str], *, seed: int = 0, num_lab
 @pytest.fixture(scope="session")
 def teacher_dir(tmp_path_factory: pytest.TempPathFactory, demo_data) -> Path:  # type: ignore[no-untyped-def]
     return make_hf_teacher(tmp_path_factory.mktemp("teacher"), [e.text for e in demo_data[0].examples])
+
+
+@pytest.fixture(scope="session")
+def fit_predictor():  # type: ignore[no-untyped-def]
+    """A function writing a real ``flops`` predictor fitted on the fake backend's latency
+    law for students of ``space`` (times a log-normal noise that widens its interval)."""
+    import random
+
+    import numpy as np
+
+    from latbench.fingerprint import collect
+    from latbench.specs import EncoderSpec
+    from latbench.target import Target
+    from latbench.testing.fake_backend import FakeBackend, fake_latency_s
+    from predictors import registry
+    from predictors.io import save_predictor
+
+    def fit(path: Path, space, workload, *, noise: float = 0.0) -> Path:  # type: ignore[no-untyped-def]
+        rng = random.Random(1)
+        specs = [EncoderSpec(space.sample(rng), workload) for _ in range(40)]
+        scale = np.random.default_rng(2).lognormal(0.0, noise, len(specs)) if noise else 1.0
+        y = np.array([fake_latency_s(s) for s in specs]) * scale
+        predictor = registry.create("flops").fit(specs, y)
+        target = FakeBackend().normalize(Target("fake-cpu"))
+        save_predictor(predictor, path, target=target, fingerprint=collect(), training={"encoders": len(y)})
+        return path
+
+    return fit

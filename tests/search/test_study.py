@@ -6,7 +6,6 @@ from __future__ import annotations
 import csv
 import json
 import math
-import random
 from pathlib import Path
 
 import numpy as np
@@ -14,12 +13,8 @@ import pytest
 
 from latbench.arch import Arch, Workload
 from latbench.errors import ConfigError
-from latbench.fingerprint import collect
 from latbench.specs import EncoderSpec
-from latbench.target import Target
 from latbench.testing.fake_backend import FakeBackend, fake_latency_s
-from predictors import registry
-from predictors.io import save_predictor
 from search.objectives import Evaluation, MeasuredLatency, PredictedLatency, SurrogateAccuracy
 from search.space import SearchSpace
 from search.study import (
@@ -39,23 +34,9 @@ SPACE = SearchSpace(name="t", layers=(1, 2, 3, 4), hidden=(32, 64), heads=(2, 4)
 WORKLOAD = Workload(1, 32)
 
 
-def fit_predictor(path: Path, *, noise: float = 0.0) -> Path:
-    """A real ``flops`` predictor fitted on the fake backend's latency law (times a
-    log-normal noise, which widens its conformal interval)."""
-    rng = random.Random(1)
-    archs = [SPACE.sample(rng) for _ in range(40)]
-    specs = [EncoderSpec(a, WORKLOAD) for a in archs]
-    noisy = np.random.default_rng(2).lognormal(0.0, noise, len(specs)) if noise else np.ones(len(specs))
-    y = np.array([fake_latency_s(s) for s in specs]) * noisy
-    predictor = registry.create("flops").fit(specs, y)
-    target = FakeBackend().normalize(Target("fake-cpu"))
-    save_predictor(predictor, path, target=target, fingerprint=collect(), training={"encoders": len(y)})
-    return path
-
-
 @pytest.fixture(scope="module")
-def latency(tmp_path_factory: pytest.TempPathFactory) -> PredictedLatency:
-    return PredictedLatency(fit_predictor(tmp_path_factory.mktemp("p") / "p.json"), WORKLOAD)
+def latency(tmp_path_factory: pytest.TempPathFactory, fit_predictor) -> PredictedLatency:  # type: ignore[no-untyped-def]
+    return PredictedLatency(fit_predictor(tmp_path_factory.mktemp("p") / "p.json", SPACE, WORKLOAD), WORKLOAD)
 
 
 class Counting:
@@ -177,8 +158,8 @@ def test_a_budget_no_student_fits_is_a_clear_error(latency: PredictedLatency, tm
         run_search(settings, SPACE, Counting(), latency, storage=storage(tmp_path), study_name="tight")
 
 
-def test_students_whose_interval_straddles_the_budget_are_measured(tmp_path: Path) -> None:
-    noisy = PredictedLatency(fit_predictor(tmp_path / "noisy.json", noise=0.4), WORKLOAD)
+def test_students_whose_interval_straddles_the_budget_are_measured(tmp_path: Path, fit_predictor) -> None:  # type: ignore[no-untyped-def]
+    noisy = PredictedLatency(fit_predictor(tmp_path / "noisy.json", SPACE, WORKLOAD, noise=0.4), WORKLOAD)
     estimates = noisy.estimate([SPACE.from_indices(i) for i in _all_indices()])
     budget = float(np.median([e.ms for e in estimates]))
     assert sum(e.straddles(budget) for e in estimates) > 4  # the wide interval makes many uncertain

@@ -1,0 +1,129 @@
+"""`latbench search` end to end: proxy distillation of a tiny teacher's students, the
+Pareto set distilled in full, resuming, TOML configs and one-line errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from latbench.arch import Workload
+from latbench.cli import main
+from search.space import SearchSpace
+
+pytest.importorskip("optuna")
+# students of the 4-layer, 32-wide test teacher
+SPACE_YAML = "name: tiny\nlayers: [1, 2]\nhidden: [16, 32]\nheads: [2]\nffn: [32, 64]\nvocab_size: 160\n"
+SPACE = SearchSpace(name="tiny", layers=(1, 2), hidden=(16, 32), heads=(2,), ffn=(32, 64), vocab_size=160)
+
+
+def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture
+def files(tmp_path: Path, fit_predictor) -> tuple[Path, Path]:  # type: ignore[no-untyped-def]
+    space = tmp_path / "space.yaml"
+    space.write_text(SPACE_YAML)
+    return space, fit_predictor(tmp_path / "predictor.json", SPACE, Workload(1, 128))
+
+
+def test_search_distils_candidates_then_the_pareto_set_and_resumes(
+    teacher_dir: Path,
+    data_files: tuple[Path, Path],
+    files: tuple[Path, Path],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    space, predictor = files
+    out = tmp_path / "out"
+    args = ["search", "--space", str(space), "--teacher", str(teacher_dir), "--data", str(data_files[0]),
+            "--dev", str(data_files[1]), "--predictor", str(predictor), "--trials", "3", "--sampler", "tpe",
+            "--startup-trials", "2", "--proxy-steps", "3", "--proxy-examples", "64", "--final-epochs", "0.1",
+            "--out", str(out)]  # fmt: skip
+    code, stdout, err = run(capsys, *args)
+    assert code == 0, err
+    assert "not available here; latencies are predicted only" in err  # the fake target
+    assert "Pareto set" in stdout and "3 students evaluated" in stdout
+    document = json.loads((out / "search.json").read_text())
+    assert document["evaluated_trials"] == 3 and document["objective"]["objective"] == "proxy-distillation"
+    assert document["objective"]["distill"]["steps"] == 3 and document["command"][:2] == [
+        "latbench",
+        "search",
+    ]
+    evaluated = [t for t in document["trials"] if t["state"] == "COMPLETE"]
+    for trial in evaluated:
+        assert 0.0 <= trial["accuracy"] <= 1.0 and 0.0 <= trial["metrics"]["probability_loyalty"] <= 1.0
+    for member in document["pareto"]:
+        final = member["final"]
+        assert final["metrics"]["steps"] == 1  # 0.1 epoch of 320 examples at batch 32
+        assert "int8_accuracy" in final["metrics"]
+        assert (out / f"pareto-{member['number']:04d}" / "student.onnx").is_file()
+    assert (out / "study.db").is_file() and (out / "trials.csv").is_file()
+    code, stdout, err = run(capsys, *args[:-2], "--trials", "5", "--no-final", "--out", str(out))
+    assert code == 0, err
+    again = json.loads((out / "search.json").read_text())
+    assert again["evaluated_trials"] == 5
+    assert [t["number"] for t in again["trials"][: len(document["trials"])]] == [
+        t["number"] for t in document["trials"]
+    ]
+
+
+def test_search_reads_a_toml_config_and_the_command_line_wins(
+    files: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    space, predictor = files
+    config = tmp_path / "search.toml"
+    config.write_text(
+        f'space = "{space}"\npredictor = "{predictor}"\nsurrogate = true\nsampler = "random"\n'
+        f'trials = 4\nout = "{tmp_path / "o"}"\nbudget_ms = 1000.0\n'
+    )
+    code, _, err = run(capsys, "search", "--config", str(config), "--trials", "2")
+    assert code == 0, err
+    document = json.loads((tmp_path / "o" / "search.json").read_text())
+    assert document["evaluated_trials"] == 2 and document["settings"]["sampler"] == "random"
+    assert document["settings"]["budget_ms"] == 1000.0 and document["objective"]["objective"] == "surrogate"
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"space": None}, "needs --space"),
+        ({"teacher": None}, "needs --teacher"),
+        ({"config_extra": "colour = 'red'\n"}, "unknown search option(s) colour"),
+        ({"config_extra": 'sampler = "cma"\n'}, "sampler must be one of"),
+        ({"config_extra": "trials = 0\n"}, "trials must be a positive integer"),
+        ({"space_text": SPACE_YAML.replace("[16, 32]", "[16, 64]")}, "cannot be extracted from the teacher"),
+        ({"predictor": "missing.json"}, "does not exist"),
+    ],
+)
+def test_bad_search_settings_fail_in_one_line_before_any_trial(
+    change: dict[str, str | None],
+    message: str,
+    teacher_dir: Path,
+    data_files: tuple[Path, Path],
+    files: tuple[Path, Path],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    space, predictor = files
+    if "space_text" in change:
+        space.write_text(str(change["space_text"]))
+    values = {"space": str(space), "teacher": str(teacher_dir), "predictor": str(predictor)}
+    values.update({k: v for k, v in change.items() if k in values})  # type: ignore[misc]
+    config = tmp_path / "c.toml"
+    config.write_text(f'data = "{data_files[0]}"\n' + str(change.get("config_extra", "")))
+    args = ["search", "--config", str(config), "--out", str(tmp_path / "o"), "--proxy-steps", "2"]
+    for key, value in values.items():
+        if value is not None:
+            args += [
+                f"--{key}",
+                value if key != "predictor" or value != "missing.json" else str(tmp_path / value),
+            ]
+    code, stdout, err = run(capsys, *args)
+    assert code == 2, (stdout, err)
+    assert message in err and err.count("\n") <= 2 and "Traceback" not in err
+    assert not (tmp_path / "o" / "study.db").exists()
