@@ -279,6 +279,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--startup-trials", type=int, help="trials before the sampler's model takes over [8]")
     p.add_argument("--storage", help="Optuna storage URL [sqlite:///OUT/study.db]")
     p.add_argument("--study", help="study name (workers sharing one study use the same) [search]")
+    p.add_argument("--heartbeat-s", type=int, help="a running trial's heartbeat period; one silent "
+                   "for four periods is failed and retried by another worker [30]")  # fmt: skip
     p.add_argument("--out", help="output folder (search.json, trials.csv, Pareto students)")
     p.add_argument("--proxy-steps", type=int, help="steps of each proxy distillation [300]")
     p.add_argument("--proxy-examples", type=int, help="training examples of the proxy [2000]")
@@ -1019,6 +1021,7 @@ SEARCH_DEFAULTS: dict[str, Any] = {
     "startup_trials": 8,
     "storage": None,
     "study": "search",
+    "heartbeat_s": 30,
     "out": None,
     "proxy_steps": 300,
     "proxy_examples": 2000,
@@ -1048,7 +1051,7 @@ def search_options(args: argparse.Namespace) -> dict[str, Any]:
         missing += [f"--{k}" for k in ("teacher", "data") if not options[k]]
     if missing:
         raise ConfigError(f"latbench search needs {', '.join(missing)} (on the command line or in --config)")
-    for name in ("batch", "seq", "trials", "startup_trials", "proxy_steps", "proxy_examples"):
+    for name in ("batch", "seq", "trials", "startup_trials", "proxy_steps", "proxy_examples", "heartbeat_s"):
         if isinstance(options[name], bool) or not isinstance(options[name], int) or options[name] <= 0:
             raise ConfigError(f"{name} must be a positive integer, got {options[name]!r}")
     return options
@@ -1126,6 +1129,7 @@ def cmd_search(args: argparse.Namespace) -> int:
             study_name=o["study"],
             measured=measured,
             on_trial=on_trial,
+            heartbeat_s=o["heartbeat_s"],
         )
     if final is not None or measured is not None:
         with _training_bar("Pareto set") as bar:

@@ -36,6 +36,7 @@ import csv
 import json
 import random
 import threading
+import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -45,6 +46,7 @@ from typing import Any
 import numpy as np
 
 from latbench.arch import Arch
+from latbench.db import default_worker, resolve_url
 from latbench.errors import ConfigError
 from latbench.files import atomic_output
 from search.objectives import AccuracyObjective, Evaluation, LatencyCost, LatencyEstimate
@@ -57,7 +59,6 @@ TRIALS_FILE = "trials.csv"
 FORMAT_VERSION = 1
 _ATTR = "latbench"
 HEARTBEAT_INTERVAL_S = 30
-HEARTBEAT_GRACE_S = 120
 
 
 @dataclass(frozen=True)
@@ -232,29 +233,43 @@ def _quiet_optuna() -> Iterator[None]:
 
 def _constrain(trial: Any, excess_ms: float) -> None:
     """The budget constraint (feasible when <= 0), for the sampler and for the records."""
-    trial.set_constraint("latency_budget", excess_ms)
+    with warnings.catch_warnings():
+        # A retried trial (its worker died) inherits the constraint of the same student.
+        warnings.filterwarnings("ignore", message="The constraint value is ignored")
+        trial.set_constraint("latency_budget", excess_ms)
     trial.set_user_attr("constraint", excess_ms)
 
 
-def open_storage(url: str):  # type: ignore[no-untyped-def]
+def open_storage(url: str, heartbeat_s: int = HEARTBEAT_INTERVAL_S):  # type: ignore[no-untyped-def]
     """Optuna RDB storage at ``url`` (``sqlite:///file.db``, ``postgresql://…``) with
-    heartbeats, so the trial of a worker that died is failed and retried once."""
+    heartbeats every ``heartbeat_s``: a running trial silent for four beats belongs to a
+    worker that died, and is failed and retried once."""
     import optuna
     from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 
     if "://" not in url:
         raise ConfigError(f"storage must be a database URL such as sqlite:///search.db, got {url!r}")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return RDBStorage(
-                url,
-                heartbeat_interval=HEARTBEAT_INTERVAL_S,
-                grace_period=HEARTBEAT_GRACE_S,
-                heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1),
-            )
-    except Exception as exc:  # SQLAlchemy raises many kinds; the user needs one line
-        raise ConfigError(f"cannot open study storage {url}: {type(exc).__name__}: {exc}") from None
+    for attempt in range(5):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return RDBStorage(
+                    resolve_url(url),
+                    heartbeat_interval=heartbeat_s,
+                    grace_period=4 * heartbeat_s,
+                    heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1),
+                )
+        except Exception as exc:  # SQLAlchemy raises many kinds; the user needs one line
+            # Workers starting together on a new database race to create Optuna's tables;
+            # the loser finds them on its next try.
+            if "already exists" in str(exc) and attempt < 4:
+                time.sleep(0.2 * (attempt + 1))
+                continue
+            first = str(exc).splitlines()[0] if str(exc) else ""
+            raise ConfigError(
+                f"cannot open study storage {_redact(url)}: {type(exc).__name__}: {first}"
+            ) from None
+    raise AssertionError("unreachable")
 
 
 # --- the loop --------------------------------------------------------------------------------
@@ -276,6 +291,7 @@ def run_search(
     measured: LatencyCost | None = None,
     on_trial: Callable[[TrialRecord, list[TrialRecord], float], None] | None = None,
     work_dir: Path | None = None,
+    heartbeat_s: int = HEARTBEAT_INTERVAL_S,
 ) -> SearchOutcome:
     """Run (or resume) the study until it holds ``settings.trials`` evaluated students."""
     import optuna
@@ -291,7 +307,7 @@ def run_search(
         "settings": settings.identity(),
     }
     study = optuna.create_study(
-        storage=open_storage(storage),
+        storage=open_storage(storage, heartbeat_s),
         study_name=study_name,
         directions=["maximize", "minimize"],
         sampler=make_sampler(settings.sampler, settings.seed, settings.startup_trials),
@@ -368,6 +384,7 @@ def _run_trial(
 ) -> TrialRecord:
     (predicted,) = latency.estimate([arch])
     trial.set_user_attr("arch", arch.to_dict())
+    trial.set_user_attr("worker", default_worker())
     trial.set_user_attr(
         "predicted", {"ms": predicted.ms, "low_ms": predicted.low_ms, "high_ms": predicted.high_ms}
     )

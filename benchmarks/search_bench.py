@@ -1,0 +1,256 @@
+"""Search benchmark: hypervolume against trials for the GP, TPE, NSGA-II and random samplers.
+
+    .venv/bin/python benchmarks/search_bench.py [--only SECTION,...] [--seeds 3] [--json FILE]
+
+Sections (everything is written under ``--data``, default ``.latbench-bench/search``, and
+reused by a rerun):
+
+* **predictor**: the cost model every run shares: the quick plan profiled on
+  onnxruntime-cpu (~90 s, once) and a ``lut-block`` predictor fitted on it (batch 1,
+  sequence 128).
+* **surrogate**: each sampler over ``--seeds`` seeds on the inexpensive accuracy surrogate
+  (``search.objectives.SurrogateAccuracy``), ``--trials`` trials each (GP: ``--gp-trials``,
+  since its model costs seconds per trial and it only has to beat random early), on a per-layer
+  space within the quick plan's range (hidden 128-384, 2-6 layers, 4 or 8 heads and FFN
+  ratio 2-4 per layer: 5.6 million students). One fixed reference point for every run:
+  accuracy 0.5 (the surrogate's floor) and 1.1x the predicted latency of the largest
+  student. Printed: median hypervolume (and its range over seeds) at 10/20/30/60/90
+  trials, its ratio to random's at equal trials, the trials each sampler needs to reach
+  95% of the best hypervolume any run found, and the trials the default sampler (GP with
+  the predictor's startup design) needs to reach random's 90-trial hypervolume. GP is also
+  run with Optuna's own random startup, to show what the predictor's startup buys.
+* **proxy**: the real objective at a small budget: proxy distillation (150 steps on 2,000
+  examples) of students of the built-in demo teacher, GP against random, 12 trials each,
+  one seed; then the GP run's Pareto set measured on onnxruntime-cpu side by side,
+  printed beside its predicted latencies.
+
+The surrogate section times nothing; the predictor and proxy sections time the CPU, so run
+the benchmark alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from latbench.arch import Workload
+from search.objectives import MeasuredLatency, PredictedLatency, ProxyDistillation, SurrogateAccuracy
+from search.space import SearchSpace
+from search.study import SearchSettings, finish, run_search
+
+SECTIONS = ("predictor", "surrogate", "proxy")
+WORKLOAD = Workload(1, 128)
+SPACE = SearchSpace(
+    name="bench-per-layer",
+    layers=(2, 3, 4, 5, 6),
+    hidden=(128, 192, 256, 320, 384),
+    heads=(4, 8),
+    ffn_ratios=(2.0, 2.5, 3.0, 3.5, 4.0),
+    per_layer=True,
+)
+# students of the demo teacher (4 layers, hidden 128, 4 heads, FFN 512)
+DEMO_SPACE = SearchSpace(
+    name="demo-students",
+    layers=(1, 2, 3, 4),
+    hidden=(64, 96, 128),
+    heads=(2, 4),
+    ffn_ratios=(1.0, 2.0, 4.0),
+    vocab_size=256,
+    max_positions=128,
+)
+RUNS = (
+    ("gp", "predictor"),
+    ("gp", "sampler"),
+    ("tpe", "predictor"),
+    ("nsga2", "predictor"),
+    ("random", "predictor"),
+)
+CHECKPOINTS = (10, 20, 30, 60, 90)
+
+
+def log(message: str) -> None:
+    print(message, flush=True)
+
+
+def predictor_file(data: Path) -> Path:
+    """The quick plan profiled on onnxruntime-cpu and a lut-block predictor fitted on it."""
+    from latbench.cli import main
+
+    db, path = data / "quick.db", data / "lut-block.json"
+    if not path.is_file():
+        start = time.perf_counter()
+        code = main(["profile", "--target", "onnxruntime-cpu", "--plan", "quick", "--db", str(db)])
+        if code:
+            raise SystemExit(f"profiling failed ({code})")
+        code = main(["fit", "--db", str(db), "--target", "onnxruntime-cpu", "--predictor", "lut-block",
+                     "--out", str(path)])  # fmt: skip
+        if code:
+            raise SystemExit(f"fitting failed ({code})")
+        log(f"profiled the quick plan and fitted lut-block in {time.perf_counter() - start:.0f} s")
+    return path
+
+
+def surrogate(data: Path, seeds: int, trials: int, gp_trials: int) -> dict[str, Any]:
+    latency = PredictedLatency(predictor_file(data), WORKLOAD)
+    largest = SPACE.from_indices([n - 1 for n in SPACE.choice_counts])
+    reference = (0.5, 1.1 * latency.estimate([largest])[0].ms)
+    log(
+        f"space {SPACE.name}: {SPACE.count():,} students; "
+        f"reference point {reference[0]}, {reference[1]:.3f} ms"
+    )
+    curves: dict[str, list[list[float]]] = {}
+    for sampler, startup in RUNS:
+        name = sampler if startup == "predictor" or sampler == "random" else f"{sampler} (random startup)"
+        runs_to = gp_trials if sampler == "gp" else trials
+        for seed in range(seeds):
+            settings = SearchSettings(
+                trials=runs_to,
+                sampler=sampler,
+                seed=seed,
+                startup=startup,
+                reference_accuracy=reference[0],
+                reference_latency_ms=reference[1],
+            )
+            start = time.perf_counter()
+            outcome = run_search(
+                settings,
+                SPACE,
+                SurrogateAccuracy(seed=seed),
+                latency,
+                storage=f"sqlite:///{data / 'surrogate.db'}",
+                study_name=f"{name}-{seed}",
+            )
+            curve = per_evaluated(outcome)
+            curves.setdefault(name, []).append(curve)
+            log(
+                f"  {name:<24} seed {seed}: HV {curve[-1]:.4f} after {runs_to} trials "
+                f"({time.perf_counter() - start:.0f} s)"
+            )
+    best = max(c[-1] for runs in curves.values() for c in runs)
+    rows = {}
+    random_curves = curves["random"]
+    log("")
+    log("median hypervolume [min-max over seeds] at N trials; ratio to random at equal N")
+    header = "".join(f"{n:>26}" for n in CHECKPOINTS if n <= trials)
+    log(f"{'sampler':<24}{header}{'N to 95% of best':>20}")
+    for name, runs in curves.items():
+        cells, ratios = [], {}
+        for n in (n for n in CHECKPOINTS if n <= trials):
+            if n > len(runs[0]):
+                cells.append("")
+                continue
+            values = [c[n - 1] for c in runs]
+            ref = statistics.median(c[n - 1] for c in random_curves)
+            ratios[n] = statistics.median(values) / ref if ref else float("nan")
+            cells.append(
+                f"{statistics.median(values):.4f} [{min(values):.4f}-{max(values):.4f}] {ratios[n]:.2f}x"
+            )
+        reach = [next((i + 1 for i, v in enumerate(c) if v >= 0.95 * best), None) for c in runs]
+        reach_text = ",".join("-" if r is None else str(r) for r in reach)
+        log(f"{name:<24}" + "".join(f"{c:>26}" for c in cells) + f"{reach_text:>20}")
+        rows[name] = {"ratios": ratios, "reach_95": reach, "curves": runs}
+    if trials >= 90:
+        target = statistics.median(c[89] for c in random_curves)
+        reach_random = [next((i + 1 for i, v in enumerate(c) if v >= target), None) for c in curves["gp"]]
+        log(
+            f"\nrandom's median 90-trial hypervolume {target:.4f} "
+            f"is reached by GP after {reach_random} trials"
+        )
+        rows["gp_reaches_random_90"] = reach_random
+    return {"reference": reference, "best": best, "samplers": rows}
+
+
+def per_evaluated(outcome) -> list[float]:  # type: ignore[no-untyped-def]
+    """Hypervolume after each *evaluated* trial (trials the predictor rejected cost nothing)."""
+    out = []
+    for record, hv in zip(outcome.trials, outcome.hypervolume, strict=True):
+        if record.evaluated:
+            out.append(hv)
+    return out
+
+
+def proxy(data: Path, trials: int) -> dict[str, Any]:
+    from search.demo import write_demo_task
+    from search.distill import DistillConfig, LossWeights
+
+    files = write_demo_task(data.parent / "distill" / "task")
+    latency = PredictedLatency(predictor_file(data), WORKLOAD)
+    config = DistillConfig(
+        steps=150, max_examples=2000, learning_rate=5e-4, losses=LossWeights(logits=1.0, hidden=1.0),
+        dropout=0.0, checkpoint_every=0,
+    )  # fmt: skip
+    objective = ProxyDistillation(files.teacher, files.train, files.dev, config)
+    largest = DEMO_SPACE.from_indices([n - 1 for n in DEMO_SPACE.choice_counts])
+    reference = (0.5, 1.1 * latency.estimate([largest])[0].ms)
+    results: dict[str, Any] = {"reference": reference}
+    for sampler in ("gp", "random"):
+        settings = SearchSettings(
+            trials=trials, sampler=sampler, startup_trials=5, seed=0,
+            reference_accuracy=reference[0], reference_latency_ms=reference[1],
+        )  # fmt: skip
+        start = time.perf_counter()
+        outcome = run_search(
+            settings, DEMO_SPACE, objective, latency,
+            storage=f"sqlite:///{data / 'proxy.db'}", study_name=f"{sampler}-{trials}",
+        )  # fmt: skip
+        curve = per_evaluated(outcome)
+        early = curve[min(5, len(curve) - 1)]
+        log(f"proxy distillation, {sampler}: HV {curve[-1]:.4f} after {trials} trials "
+            f"({time.perf_counter() - start:.0f} s); at 6 trials {early:.4f}")  # fmt: skip
+        results[sampler] = {"curve": curve}
+        if sampler == "gp":
+            measured = MeasuredLatency("onnxruntime-cpu:threads=1", WORKLOAD)
+            final = finish(outcome, measured=measured)
+            log("GP's Pareto set: predicted vs measured latency on onnxruntime-cpu (batch 1, seq 128)")
+            log(f"{'student':<22}{'acc':>7}{'predicted ms (90%)':>26}{'measured ms (IQR)':>22}{'error':>8}")
+            rows = []
+            for m in final.pareto:
+                t, lat = m.trial, m.final_latency
+                assert lat is not None and t.predicted_ms is not None
+                error = t.predicted_ms / lat.ms - 1
+                log(f"{t.arch.short_label:<22}{t.accuracy:>7.3f}"
+                    f"{f'{t.predicted_ms:.3f} [{t.predicted_low_ms:.3f}-{t.predicted_high_ms:.3f}]':>26}"
+                    f"{f'{lat.ms:.3f} ({lat.iqr_ms:.3f})':>22}{error:>+8.1%}")  # fmt: skip
+                rows.append({"arch": t.arch.to_dict(), "accuracy": t.accuracy, "predicted_ms": t.predicted_ms,
+                             "measured_ms": lat.ms, "measured_iqr_ms": lat.iqr_ms})  # fmt: skip
+            results["pareto"] = rows
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", default=".latbench-bench/search", help="working folder")
+    parser.add_argument("--only", default=",".join(SECTIONS), help=f"sections among {', '.join(SECTIONS)}")
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--trials", type=int, default=90)
+    parser.add_argument(
+        "--gp-trials", type=int, default=40, help="trials of the GP runs (each costs seconds of fitting) [40]"
+    )
+    parser.add_argument("--proxy-trials", type=int, default=12)
+    parser.add_argument("--json", help="also write the figures here")
+    args = parser.parse_args(argv)
+    sections = [s.strip() for s in args.only.split(",") if s.strip()]
+    unknown = set(sections) - set(SECTIONS)
+    if unknown:
+        parser.error(f"unknown section(s) {', '.join(sorted(unknown))}")
+    data = Path(args.data)
+    data.mkdir(parents=True, exist_ok=True)
+    figures: dict[str, Any] = {}
+    if "predictor" in sections:
+        figures["predictor"] = str(predictor_file(data))
+    if "surrogate" in sections:
+        figures["surrogate"] = surrogate(data, args.seeds, args.trials, args.gp_trials)
+    if "proxy" in sections:
+        figures["proxy"] = proxy(data, args.proxy_trials)
+    if args.json:
+        Path(args.json).write_text(json.dumps(figures, indent=2, default=str) + "\n", encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
