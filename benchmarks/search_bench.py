@@ -136,7 +136,7 @@ def surrogate(data: Path, seeds: int, trials: int, gp_trials: int) -> dict[str, 
     random_curves = curves["random"]
     log("")
     log("median hypervolume [min-max over seeds] at N trials; ratio to random at equal N")
-    header = "".join(f"{n:>26}" for n in CHECKPOINTS if n <= trials)
+    header = "".join(f"{n:>31}" for n in CHECKPOINTS if n <= trials)
     log(f"{'sampler':<24}{header}{'N to 95% of best':>20}")
     for name, runs in curves.items():
         cells, ratios = [], {}
@@ -152,7 +152,7 @@ def surrogate(data: Path, seeds: int, trials: int, gp_trials: int) -> dict[str, 
             )
         reach = [next((i + 1 for i, v in enumerate(c) if v >= 0.95 * best), None) for c in runs]
         reach_text = ",".join("-" if r is None else str(r) for r in reach)
-        log(f"{name:<24}" + "".join(f"{c:>26}" for c in cells) + f"{reach_text:>20}")
+        log(f"{name:<24}" + "".join(f"{c:>31}" for c in cells) + f"{reach_text:>20}")
         rows[name] = {"ratios": ratios, "reach_95": reach, "curves": runs}
     if trials >= 90:
         target = statistics.median(c[89] for c in random_curves)
