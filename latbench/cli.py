@@ -192,14 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
         "`latbench distill --teacher demo/teacher --data demo/train.jsonl --dev demo/dev.jsonl "
         '--arch \'{"layers": 2, "hidden": 128, "heads": 2, "ffn": 256}\' --proxy --out student`.',
     )
-    p.add_argument(
-        "--teacher",
-        required=True,
-        help="folder of the teacher: a Hugging Face BERT, ELECTRA, RoBERTa or DistilBERT "
-        "sequence classifier (config.json, weights, tokenizer) or a latbench student",
-    )
-    p.add_argument("--data", required=True, help="training data (file or folder)")
-    p.add_argument("--dev", help="development data [the folder's dev split, else 10%% of --data]")
+    _add_teacher_and_data(p, required=True)
     p.add_argument(
         "--arch",
         required=True,
@@ -257,9 +250,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", help="TOML file with any of the options below")
     p.add_argument("--space", help="search space: autodistil-tiny, autodistil-small, autodistil-base, "
                    "hat, bert-mini, or a TOML/YAML file")  # fmt: skip
-    p.add_argument("--teacher", help="teacher folder (as for `latbench distill`)")
-    p.add_argument("--data", help="training data (as for `latbench distill`)")
-    p.add_argument("--dev", help="development data [the folder's dev split, else 10%% of --data]")
+    _add_teacher_and_data(p, required=False)  # they may come from --config
     p.add_argument("--predictor", help="latency predictor file from `latbench fit`")
     p.add_argument("--target", help="measure on this target (available here) the students whose "
                    "interval straddles the budget and the Pareto set [the predictor's target when "
@@ -302,6 +293,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--teacher-steps", type=int, default=None, help="teacher training steps [search.demo default]"
     )
     return parser
+
+
+def _add_teacher_and_data(p: argparse.ArgumentParser, *, required: bool) -> None:
+    p.add_argument(
+        "--teacher",
+        required=required,
+        help="folder of the teacher: a Hugging Face BERT, ELECTRA, RoBERTa or DistilBERT "
+        "sequence classifier (config.json, weights, tokenizer) or a latbench student",
+    )
+    p.add_argument("--data", required=required, help="training data (file or folder)")
+    p.add_argument("--dev", help="development data [the folder's dev split, else 10%% of --data]")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -1159,8 +1161,8 @@ def _search_target(text: str | None, latency, workload):  # type: ignore[no-unty
 
     if text:
         return MeasuredLatency(text, workload)
-    name = latency.loaded.target.name
-    if name in default_registry().names() and default_registry().create(name).availability().available:
+    name, registry = latency.loaded.target.name, default_registry()
+    if name in registry.names() and registry.create(name).availability().available:
         return MeasuredLatency(str(latency.loaded.target), workload)
     print(
         f"latbench: note: target {name} is not available here; latencies are predicted only",

@@ -159,15 +159,8 @@ class ProxyDistillation:
         self.config = config or DistillConfig.proxy()
         self.int8 = int8
         self.teacher = load_checkpoint(teacher)
+        # Whole sets: distill_student draws a proxy's subsets, as `latbench distill --proxy` does.
         self.datasets = load_data(train, dev, self.teacher, 0.1, self.config.seed)
-        if self.config.max_examples:
-            from search.pipeline import PROXY_DEV_EXAMPLES
-
-            train_set, dev_set = self.datasets
-            self.datasets = (
-                train_set.subset(self.config.max_examples, self.config.seed),
-                dev_set.subset(min(len(dev_set), PROXY_DEV_EXAMPLES), self.config.seed),
-            )
 
     def check(self, archs: Sequence[Arch]) -> None:
         from search.pipeline import check_settings

@@ -76,7 +76,6 @@ class SearchSettings:
     reference_accuracy: float = 0.0
     reference_latency_ms: float | None = None
     max_skipped: int = 1000
-    measure_straddling: bool = True
 
     def __post_init__(self) -> None:
         if self.sampler not in SAMPLERS:
@@ -172,10 +171,10 @@ def hypervolume(points: Sequence[tuple[float, float]], reference: tuple[float, f
 def pareto_front(records: Sequence[TrialRecord]) -> list[TrialRecord]:
     """The evaluated, feasible trials no other one beats on both accuracy and latency
     (one per architecture), fastest first."""
-    seen: dict[str, TrialRecord] = {}
+    seen: dict[Arch, TrialRecord] = {}
     for r in records:
         if r.evaluated and r.feasible and r.arch is not None and r.reused is None:
-            seen.setdefault(_canonical(r.arch.to_dict()), r)
+            seen.setdefault(r.arch, r)
     candidates = sorted(seen.values(), key=lambda r: (r.latency_ms, -(r.accuracy or 0.0)))
     front: list[TrialRecord] = []
     best = -1.0
@@ -189,13 +188,17 @@ def pareto_front(records: Sequence[TrialRecord]) -> list[TrialRecord]:
 
 def hypervolume_history(records: Sequence[TrialRecord], reference: tuple[float, float]) -> list[float]:
     """Hypervolume of the feasible evaluated trials after each trial (in trial order)."""
-    points: list[tuple[float, float]] = []
-    out = []
-    for r in sorted(records, key=lambda r: r.number):
-        if r.evaluated and r.feasible and r.accuracy is not None and r.latency_ms is not None:
-            points.append((r.accuracy, r.latency_ms))
-        out.append(hypervolume(points, reference))
-    return out
+    ordered = sorted(records, key=lambda r: r.number)
+    return [hypervolume(_front_points(ordered[: i + 1]), reference) for i in range(len(ordered))]
+
+
+def _front_points(records: Sequence[TrialRecord]) -> list[tuple[float, float]]:
+    """(accuracy, latency) of the trials that count for the front: evaluated and feasible."""
+    return [
+        (r.accuracy, r.latency_ms)
+        for r in records
+        if r.evaluated and r.feasible and r.accuracy is not None and r.latency_ms is not None
+    ]
 
 
 # --- samplers and storage -------------------------------------------------------------------
@@ -329,11 +332,8 @@ def run_search(
     reference = (float(description["reference"][0]), float(description["reference"][1]))
     distributions = _distributions(space)
     skipped = 0
-    while True:
-        records = collect_records(study, space)
-        done = sum(r.evaluated for r in records)
-        if done >= settings.trials:
-            break
+    records = collect_records(study)
+    while sum(r.evaluated for r in records) < settings.trials:
         with _quiet_optuna():
             optuna.storages.fail_stale_trials(study)
             trial = study.ask(distributions)
@@ -356,10 +356,9 @@ def run_search(
                 )
         else:
             skipped = 0
+        records = collect_records(study)  # other workers' trials included
         if on_trial is not None:
-            records = collect_records(study, space)
-            on_trial(record, records, hypervolume_history(records, reference)[-1])
-    records = collect_records(study, space)
+            on_trial(record, records, hypervolume(_front_points(records), reference))
     return SearchOutcome(
         study_name=study_name,
         storage=_redact(storage),
@@ -396,12 +395,7 @@ def _run_trial(
         trial.set_user_attr("skipped", True)
         _constrain(trial, predicted.low_ms - budget)
         return _record_from(trial.number, "COMPLETE", arch, dict(trial.user_attrs), 0.0, predicted.ms)
-    if (
-        budget is not None
-        and measured is not None
-        and settings.measure_straddling
-        and predicted.straddles(budget)
-    ):
+    if budget is not None and measured is not None and predicted.straddles(budget):
         (used,) = measured.estimate([arch])
         trial.set_user_attr("measured", {"ms": used.ms, "iqr_ms": used.iqr_ms})
     if budget is not None:
@@ -505,7 +499,7 @@ def _redact(url: str) -> str:
 
 
 # --- reading the study back ------------------------------------------------------------------
-def collect_records(study: Any, space: SearchSpace | None = None) -> list[TrialRecord]:
+def collect_records(study: Any) -> list[TrialRecord]:
     """The study's finished trials (complete or failed) as ``TrialRecord``s."""
     import optuna
 
@@ -643,6 +637,4 @@ def _json_default(value: Any) -> Any:
         return value.item()
     if isinstance(value, Path):
         return str(value)
-    if isinstance(value, tuple):
-        return list(value)
     raise TypeError(f"cannot write {type(value).__name__} as JSON")

@@ -80,3 +80,20 @@ def fit_predictor():  # type: ignore[no-untyped-def]
         return path
 
     return fit
+
+
+#: Students of the 4-layer, 32-wide test teacher, as a search-space file.
+STUDENT_SPACE_YAML = (
+    "name: tiny\nlayers: [1, 2]\nhidden: [16, 32]\nheads: [2]\nffn: [32, 64]\nvocab_size: 160\n"
+)
+
+
+@pytest.fixture
+def student_search_files(tmp_path: Path, fit_predictor) -> tuple[Path, Path]:  # type: ignore[no-untyped-def]
+    """A search-space file of the teacher's students, and a predictor fitted for them."""
+    from latbench.arch import Workload
+    from search.space import load_space
+
+    space = tmp_path / "space.yaml"
+    space.write_text(STUDENT_SPACE_YAML)
+    return space, fit_predictor(tmp_path / "predictor.json", load_space(str(space)), Workload(1, 128))

@@ -8,14 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from latbench.arch import Workload
 from latbench.cli import main
-from search.space import SearchSpace
 
 pytest.importorskip("optuna")
-# students of the 4-layer, 32-wide test teacher
-SPACE_YAML = "name: tiny\nlayers: [1, 2]\nhidden: [16, 32]\nheads: [2]\nffn: [32, 64]\nvocab_size: 160\n"
-SPACE = SearchSpace(name="tiny", layers=(1, 2), hidden=(16, 32), heads=(2,), ffn=(32, 64), vocab_size=160)
 
 
 def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
@@ -25,10 +20,8 @@ def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
 
 
 @pytest.fixture
-def files(tmp_path: Path, fit_predictor) -> tuple[Path, Path]:  # type: ignore[no-untyped-def]
-    space = tmp_path / "space.yaml"
-    space.write_text(SPACE_YAML)
-    return space, fit_predictor(tmp_path / "predictor.json", SPACE, Workload(1, 128))
+def files(student_search_files: tuple[Path, Path]) -> tuple[Path, Path]:
+    return student_search_files
 
 
 def test_search_distils_candidates_then_the_pareto_set_and_resumes(
@@ -96,7 +89,7 @@ def test_search_reads_a_toml_config_and_the_command_line_wins(
         ({"config_extra": "colour = 'red'\n"}, "unknown search option(s) colour"),
         ({"config_extra": 'sampler = "cma"\n'}, "sampler must be one of"),
         ({"config_extra": "trials = 0\n"}, "trials must be a positive integer"),
-        ({"space_text": SPACE_YAML.replace("[16, 32]", "[16, 64]")}, "cannot be extracted from the teacher"),
+        ({"space_hidden": "[16, 64]"}, "cannot be extracted from the teacher"),
         ({"predictor": "missing.json"}, "does not exist"),
     ],
 )
@@ -110,8 +103,8 @@ def test_bad_search_settings_fail_in_one_line_before_any_trial(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     space, predictor = files
-    if "space_text" in change:
-        space.write_text(str(change["space_text"]))
+    if "space_hidden" in change:
+        space.write_text(space.read_text().replace("[16, 32]", str(change["space_hidden"])))
     values = {"space": str(space), "teacher": str(teacher_dir), "predictor": str(predictor)}
     values.update({k: v for k, v in change.items() if k in values})  # type: ignore[misc]
     config = tmp_path / "c.toml"

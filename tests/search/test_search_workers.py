@@ -13,13 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from latbench.arch import Workload
-from search.space import SearchSpace
-
 optuna = pytest.importorskip("optuna")
 pytestmark = pytest.mark.postgres
-SPACE_YAML = "name: tiny\nlayers: [1, 2]\nhidden: [16, 32]\nheads: [2]\nffn: [32, 64]\nvocab_size: 160\n"
-SPACE = SearchSpace(name="tiny", layers=(1, 2), hidden=(16, 32), heads=(2,), ffn=(32, 64), vocab_size=160)
 
 
 def worker(args: list[str], out: Path) -> subprocess.Popen[str]:
@@ -47,10 +42,10 @@ def trials(url: str, study: str) -> list:  # type: ignore[type-arg]
 
 
 @pytest.fixture
-def common(tmp_path: Path, fit_predictor, teacher_dir: Path, data_files: tuple[Path, Path]) -> list[str]:  # type: ignore[no-untyped-def]
-    space = tmp_path / "space.yaml"
-    space.write_text(SPACE_YAML)
-    predictor = fit_predictor(tmp_path / "predictor.json", SPACE, Workload(1, 128))
+def common(
+    student_search_files: tuple[Path, Path], teacher_dir: Path, data_files: tuple[Path, Path]
+) -> list[str]:
+    space, predictor = student_search_files
     return ["--space", str(space), "--predictor", str(predictor), "--teacher", str(teacher_dir),
             "--data", str(data_files[0]), "--dev", str(data_files[1]), "--no-final", "--sampler", "tpe",
             "--startup-trials", "2"]  # fmt: skip
