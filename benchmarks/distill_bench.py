@@ -44,6 +44,7 @@ from latbench.target import Target
 from latbench.timing import ProtocolSettings
 from search.checkpoint import load_checkpoint
 from search.data import load_dataset
+from search.demo import DEMO_DEV_EXAMPLES, DEMO_TEACHER_STEPS, DEMO_TRAIN_EXAMPLES, write_demo_task
 from search.distill import DistillConfig, LossWeights, evaluate
 from search.pipeline import distill_student, encode
 from search.space import SearchSpace
@@ -118,9 +119,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--only", default=",".join(SECTIONS), help=f"sections among {', '.join(SECTIONS)}")
     parser.add_argument("--seq", type=int, default=128, help="sequence length of the latency workload [128]")
     parser.add_argument("--json", help="also write the figures to this JSON file")
-    parser.add_argument("--train-examples", type=int, default=8000, help="demo training set size [8000]")
-    parser.add_argument("--dev-examples", type=int, default=1000, help="demo dev set size [1000]")
-    parser.add_argument("--teacher-steps", type=int, default=1200, help="demo teacher training steps [1200]")
+    parser.add_argument(
+        "--train-examples", type=int, default=DEMO_TRAIN_EXAMPLES, help="demo training set size [%(default)s]"
+    )
+    parser.add_argument(
+        "--dev-examples", type=int, default=DEMO_DEV_EXAMPLES, help="demo dev set size [%(default)s]"
+    )
+    parser.add_argument(
+        "--teacher-steps",
+        type=int,
+        default=DEMO_TEACHER_STEPS,
+        help="demo teacher steps [%(default)s]",
+    )
     parser.add_argument("--full-steps", type=int, default=0, help="steps of a full distillation [3 epochs]")
     parser.add_argument("--proxy-steps", type=int, default=300, help="steps of a proxy distillation [300]")
     args = parser.parse_args(argv)
@@ -130,10 +140,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"unknown sections {sorted(unknown)}")
     torch.set_num_threads(2)
     root = Path(args.data)
-    from search.demo import write_demo_task
-
     files = write_demo_task(
-        root / "task", train_examples=args.train_examples, teacher_steps=args.teacher_steps
+        root / "task",
+        train_examples=args.train_examples,
+        dev_examples=args.dev_examples,
+        teacher_steps=args.teacher_steps,
     )
     full = replace(FULL, steps=args.full_steps)
     proxy = DistillConfig.proxy(steps=args.proxy_steps, **_proxy_overrides())

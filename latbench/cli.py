@@ -284,7 +284,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "demo-task",
         help="write the built-in demo task and train its demo teacher",
-        description="Generate the demo text-classification task (compositional sentiment, fixed "
+        description="Generate the demo text-classification task (stacked negation, fixed "
         "seed; see search/demo.py) as train.jsonl and dev.jsonl, and train the built-in demo "
         "teacher (a 4-layer BERT) into OUT/teacher. Reuses what is already there.",
     )

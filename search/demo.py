@@ -1,23 +1,26 @@
 """The built-in demo task and demo teacher: a distillation workload that needs no download.
 
-**The task** ("compositional sentiment") is generated from a fixed seed. A text is one to
-three clauses joined by "but"; each clause mixes neutral words with sentiment words, and a
-sentiment word may be negated ("not", "never", "hardly": its polarity flips) or
-intensified ("very", "really", "extremely": it counts double). A clause scores the sum of
-its words; the clause after the last "but" counts three times. The label is the sign of
-the total (ties are re-drawn), and 2% of labels are flipped, so even a perfect model stays
-below 100%.
+**The task** ("stacked negation") is generated from a fixed seed. A review is one to four
+sentiment words among neutral ones; before each sentiment word stands a run of zero, one
+or two negators ("not", "never", "hardly"), each of which flips its polarity, so "not
+never good" is positive again. The label is the sign of the summed polarities (ties are
+re-drawn), and 2% of labels are flipped, so even a perfect model stays below 100%. Every
+one of the 46 words is a single WordPiece token of the demo tokenizer, so a token's
+neighbour is the neighbouring word.
 
-Why it is built this way: a bag of words gets the easy cases right; flipping negated
-words needs attention to the previous token; and the weight of the last clause needs the
-position of "but", so accuracy keeps growing with depth and width — small students really
-lose accuracy and the accuracy–latency front is not flat.
+Why it is built this way: a sentiment word's sign is the parity of the run of negators
+before it. A bag of words cannot see it (logistic regression: 68% on words, 79% on word
+pairs); a 1-layer model's [CLS] only pools per-token features (75%); a model with three or
+more layers composes the parity from one "previous token" pattern (92%), and a 2-layer one
+must learn offsets -1 and -2 and their XOR in one layer, which it does late and not
+reliably (80-92% depending on the seed). Small students therefore really lose accuracy
+and the accuracy-latency front is not flat. The probe that chose this generator among ten
+is docs/research/demo-task-probe.md.
 
 **The demo teacher** is a 4-layer, 128-wide BERT that latbench trains on that task from
-random initialisation (1,200 steps without dropout, about 3 minutes on two CPU cores,
-~81% dev accuracy where a logistic regression on words gets 64% and on word pairs 75%),
-saved as a Hugging
-Face checkpoint with a WordPiece tokenizer trained on the task's texts with ``tokenizers``.
+random initialisation (1,500 steps without dropout, a few minutes on two CPU cores, ~92%
+dev accuracy), saved as a Hugging Face checkpoint with a WordPiece tokenizer trained on the
+task's texts with ``tokenizers``.
 """
 
 from __future__ import annotations
@@ -35,45 +38,43 @@ def _words(text: str) -> tuple[str, ...]:
     return tuple(text.split())
 
 
-POSITIVE = _words(
-    "good great fine superb lovely charming brilliant pleasant clever splendid elegant vivid "
-    "gentle witty moving fresh solid rich warm bright tender graceful stunning joyful"
-)
-NEGATIVE = _words(
-    "bad awful dull poor clumsy boring bland weak stale messy tedious shallow cheap grim flat "
-    "silly noisy sloppy murky lame tired hollow gloomy dreary"
-)
+POSITIVE = _words("good great fine superb lovely charming brilliant clever witty fresh warm bright")
+NEGATIVE = _words("bad awful dull poor boring bland weak stale messy silly lame flat")
 NEUTRAL = _words(
-    "the a this that film movie story plot cast actor scene script music score camera ending "
-    "start middle director sequel book show series episode character dialogue pace tone set "
-    "was is seems felt looked became remains and with in of for on at by to it its their "
-    "overall mostly quite somewhat rather bit kind sort every each some many few first last "
-    "new old long short big small young"
+    "the a this film movie story plot cast music acting script ending was is it and with of quite"
 )
 NEGATORS = ("not", "never", "hardly")
-INTENSIFIERS = ("very", "really", "extremely")
-CONTRAST = "but"
 LABEL_NAMES = ("negative", "positive")
-LAST_CLAUSE_WEIGHT = 2
+SENTIMENT_WORDS = (1, 1, 1, 2, 2, 2, 3, 3, 4, 4)  # how many sentiment words a review has, drawn uniformly
+NEGATOR_RUNS = (0.5, 0.3, 0.2)  # P(0, 1, 2 negators before a sentiment word)
 LABEL_NOISE = 0.02
 
 DEMO_SEED = 20261122
+DEMO_TRAIN_EXAMPLES = 12_000
+DEMO_DEV_EXAMPLES = 1000
+DEMO_TEACHER_STEPS = 1500
 DEMO_TEACHER_ARCH = Arch.uniform(4, 128, 4, 512, vocab_size=256, max_positions=128)
 
 
-def _clause(rng: random.Random) -> tuple[list[str], int]:
+def _negator_run(rng: random.Random) -> int:
+    draw, cumulative = rng.random(), 0.0
+    for run, probability in enumerate(NEGATOR_RUNS):
+        cumulative += probability
+        if draw < cumulative:
+            return run
+    return len(NEGATOR_RUNS) - 1
+
+
+def _review(rng: random.Random, sentiment_words: int) -> tuple[list[str], int]:
     words: list[str] = []
     score = 0
-    for _ in range(rng.randint(1, 2)):
-        words.extend(rng.choice(NEUTRAL) for _ in range(rng.randint(0, 2)))
+    for _ in range(sentiment_words):
+        words.extend(rng.choice(NEUTRAL) for _ in range(rng.randint(0, 1)))
         polarity = rng.choice((1, -1))
         word = rng.choice(POSITIVE if polarity > 0 else NEGATIVE)
-        if rng.random() < 0.25:
+        for _ in range(_negator_run(rng)):
             words.append(rng.choice(NEGATORS))
             polarity = -polarity
-        if rng.random() < 0.25:
-            words.append(rng.choice(INTENSIFIERS))
-            polarity *= 2
         words.append(word)
         score += polarity
     words.extend(rng.choice(NEUTRAL) for _ in range(rng.randint(0, 1)))
@@ -82,19 +83,17 @@ def _clause(rng: random.Random) -> tuple[list[str], int]:
 
 def _example(rng: random.Random) -> Example:
     while True:
-        clauses = [_clause(rng) for _ in range(rng.choice((1, 1, 2, 3)))]
-        total = sum(score for _, score in clauses[:-1]) + LAST_CLAUSE_WEIGHT * clauses[-1][1]
+        words, total = _review(rng, rng.choice(SENTIMENT_WORDS))
         if total != 0:
             break
     label = int(total > 0)
     if rng.random() < LABEL_NOISE:
         label = 1 - label
-    text = f" {CONTRAST} ".join(" ".join(words) for words, _ in clauses)
-    return Example(text=text, label=label)
+    return Example(text=" ".join(words), label=label)
 
 
 def demo_task(
-    train_examples: int = 8000, dev_examples: int = 1000, seed: int = DEMO_SEED
+    train_examples: int = DEMO_TRAIN_EXAMPLES, dev_examples: int = DEMO_DEV_EXAMPLES, seed: int = DEMO_SEED
 ) -> tuple[TextDataset, TextDataset]:
     """The demo task's training and development sets (deterministic for a seed)."""
     rng = random.Random(seed)
@@ -133,10 +132,10 @@ class DemoFiles:
 def write_demo_task(
     out_dir: str | Path,
     *,
-    train_examples: int = 8000,
-    dev_examples: int = 1000,
+    train_examples: int = DEMO_TRAIN_EXAMPLES,
+    dev_examples: int = DEMO_DEV_EXAMPLES,
     seed: int = DEMO_SEED,
-    teacher_steps: int = 1200,
+    teacher_steps: int = DEMO_TEACHER_STEPS,
     teacher_arch: Arch = DEMO_TEACHER_ARCH,
     on_step: Callable[[int, int, dict[str, float]], None] | None = None,
 ) -> DemoFiles:
@@ -169,8 +168,8 @@ def write_demo_task(
         warmup_fraction=0.1,
         losses=LossWeights(logits=0.0, labels=1.0),
         init="random",
-        # Measured: without dropout at lr 5e-4, 79.8% dev accuracy after 600 steps; with dropout
-        # 0.1 at lr 3e-4, 70.5%; the 2% label noise is not what this task overfits.
+        # Measured on the earlier demo task: without dropout at lr 5e-4, 79.8% dev accuracy after
+        # 600 steps; with dropout 0.1 at lr 3e-4, 70.5%. The 2% label noise is not overfitted.
         dropout=0.0,
         checkpoint_every=250,
         seed=seed % 10_000,

@@ -1,5 +1,5 @@
-"""The built-in demo task: deterministic, balanced, harder than a bag of words; its teacher
-is trained and saved once, then reused."""
+"""The built-in demo task: deterministic, balanced, one WordPiece token per word, harder
+than a bag of words or word pairs; its teacher is trained and saved once, then reused."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from sklearn.linear_model import LogisticRegression
 from latbench.arch import Arch
 from search.checkpoint import load_checkpoint
 from search.data import load_dataset
-from search.demo import LABEL_NAMES, demo_task, write_demo_task
+from search.demo import LABEL_NAMES, demo_task, train_tokenizer, write_demo_task
 
 
 def test_the_demo_task_is_deterministic_and_balanced() -> None:
@@ -26,6 +26,14 @@ def test_the_demo_task_is_deterministic_and_balanced() -> None:
     assert 0.4 < a_train.labels.mean() < 0.6
 
 
+def test_every_word_of_the_demo_task_is_one_token_of_its_tokenizer() -> None:
+    train, _ = demo_task(2000, 10, seed=4)
+    tokenizer = train_tokenizer(e.text for e in train.examples)
+    words = {word for e in train.examples for word in e.text.split()}
+    assert len(words) == 46
+    assert all(tokenizer.encode(word).tokens == [word] for word in words)
+
+
 def test_a_bag_of_words_cannot_solve_the_demo_task() -> None:
     train, dev = demo_task(4000, 1000, seed=3)
 
@@ -37,7 +45,8 @@ def test_a_bag_of_words_cannot_solve_the_demo_task() -> None:
 
     unigrams, bigrams = score(1), score(2)
     assert 0.55 < unigrams < 0.75  # words alone carry some signal ...
-    assert bigrams > unigrams + 0.03  # ... word order (negation) carries more
+    assert bigrams > unigrams + 0.03  # ... word order (negation) carries more ...
+    assert bigrams < 0.85  # ... but a pair cannot see a run of two negators
 
 
 def test_the_demo_teacher_is_trained_once_and_reused(tmp_path: Path) -> None:
