@@ -69,10 +69,15 @@ class Prediction:
         """Per encoder, the dimensions outside the table (empty when inside)."""
         if self.outside_bits is None:
             return tuple(() for _ in self.latency_s)
-        return tuple(
-            tuple(name for j, name in enumerate(self.outside_names) if int(bits) >> j & 1)
-            for bits in self.outside_bits
-        )
+        out = []
+        for value in self.outside_bits:
+            bits, names = int(value), []
+            while bits:  # only the set bits: most encoders have none
+                j = bits.bit_length() - 1
+                names.append(self.outside_names[j])
+                bits ^= 1 << j
+            out.append(tuple(reversed(names)))
+        return tuple(out)
 
 
 class OutsideFlags:

@@ -241,12 +241,12 @@ class PredictedLatency:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # outside-the-table shapes are recorded per trial
             detail = self.loaded.predictor.predict_detail(specs)
-        out = []
+        out, outside = [], detail.outside
         for i in range(len(archs)):
             ms = float(detail.latency_s[i]) * 1e3
             low = float(detail.low_s[i]) * 1e3 if detail.low_s is not None else ms
             high = float(detail.high_s[i]) * 1e3 if detail.high_s is not None else ms
-            out.append(LatencyEstimate(ms, min(low, ms), max(high, ms), outside_table=detail.outside[i]))
+            out.append(LatencyEstimate(ms, min(low, ms), max(high, ms), outside_table=outside[i]))
         return out
 
     def describe(self) -> dict[str, Any]:
