@@ -259,7 +259,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch", type=int, help="workload batch size [1]")
     p.add_argument("--seq", type=int, help="workload sequence length [128]")
     p.add_argument("--budget-ms", type=float, help="latency budget in ms (a constraint) [none]")
-    p.add_argument("--sampler", choices=("gp", "tpe", "nsga2", "random"), help="Optuna sampler [gp]")
+    p.add_argument(
+        "--sampler",
+        choices=("gp", "optuna-gp", "tpe", "nsga2", "random"),
+        help="gp: a GP on accuracy proposing, among thousands of students whose latency the predictor "
+        "gives, the one of largest expected hypervolume improvement; optuna-gp: Optuna's GP on both "
+        "objectives; tpe: for many workers; nsga2; random: the baseline [gp]",
+    )
     p.add_argument("--trials", type=int, help="students to evaluate (over-budget ones are free) [30]")
     p.add_argument("--seed", type=int, help="random seed [0]")
     p.add_argument(
@@ -1113,14 +1119,18 @@ def cmd_search(args: argparse.Namespace) -> int:
             from search.study import pareto_front
 
             done = sum(r.evaluated for r in records)
-            front = len(pareto_front(records))
+            front = pareto_front(records)
             what = "over budget (predicted)" if record.skipped else f"acc {record.accuracy:.3f}"
             bar.update(
                 task,
                 completed=done,
                 description=f"#{record.number} {record.arch.short_label} {what} "
-                f"{record.latency_ms:.2f} ms | front {front} | HV {hv:.4g}",
+                f"{record.latency_ms:.2f} ms | front {len(front)} | HV {hv:.4g}",
             )
+            if any(m.number == record.number for m in front):  # the front so far, each time it moves
+                steps = " · ".join(f"{m.latency_ms:.2f} ms {m.accuracy:.3f}" for m in front)
+                label = record.arch.short_label
+                bar.console.print(f"trial {record.number} ({label}) joins the front: {steps}", markup=False)
 
         outcome = run_search(
             settings,

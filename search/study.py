@@ -13,12 +13,15 @@ decodes the student, and
 4. tells Optuna both objectives: accuracy (maximised) and latency in ms (minimised), with
    the budget as a constraint (``latency - budget <= 0``).
 
-Samplers: ``gp`` (Optuna's Gaussian-process BO, the default for small budgets), ``tpe``
-(multivariate TPE with the constant liar, for many parallel workers), ``nsga2``, and
-``random`` (the baseline). Unless ``startup="sampler"``, the first trials of a new study are
-chosen with the predictor: many students are sampled, their latency predicted, and the
-startup trials spread evenly over the predicted latencies that fit the budget (a Latin
-design along the axis that matters), instead of the sampler's random start.
+Samplers: ``gp`` (the default for small budgets: a Gaussian process on accuracy alone,
+proposing the student of largest expected hypervolume improvement among thousands whose
+latency the predictor gives; ``search.bo``), ``optuna-gp`` (Optuna's GP BO, which models
+both objectives), ``tpe`` (multivariate TPE with the constant liar, for many parallel
+workers), ``nsga2``, and ``random`` (the baseline). Unless ``startup="sampler"``, the
+first trials of a new study are chosen with the predictor: many students are sampled,
+their latency predicted, and the startup trials spread evenly over the predicted
+latencies that fit the budget (a Latin design along the axis that matters), instead of
+the sampler's random start.
 
 The study lives in Optuna's RDB storage (SQLite by default, PostgreSQL for many machines);
 running the same command again resumes it. Workers record a heartbeat while a trial runs,
@@ -52,7 +55,7 @@ from latbench.files import atomic_output
 from search.objectives import AccuracyObjective, Evaluation, LatencyCost, LatencyEstimate
 from search.space import SearchSpace
 
-SAMPLERS = ("gp", "tpe", "nsga2", "random")
+SAMPLERS = ("gp", "optuna-gp", "tpe", "nsga2", "random")
 STARTUPS = ("predictor", "sampler")
 RESULTS_FILE = "search.json"
 TRIALS_FILE = "trials.csv"
@@ -202,14 +205,33 @@ def _front_points(records: Sequence[TrialRecord]) -> list[tuple[float, float]]:
 
 
 # --- samplers and storage -------------------------------------------------------------------
-def make_sampler(name: str, seed: int, startup_trials: int):  # type: ignore[no-untyped-def]
-    """The Optuna sampler called ``name``; a budget reaches it through each trial's
-    constraint (``Trial.set_constraint``), which every sampler but random respects."""
+def make_sampler(
+    name: str,
+    seed: int,
+    startup_trials: int,
+    *,
+    space: SearchSpace | None = None,
+    latency: LatencyCost | None = None,
+    budget_ms: float | None = None,
+):  # type: ignore[no-untyped-def]
+    """The sampler called ``name``: ``gp`` is latbench's predictor-guided GP (``search.bo``:
+    it needs the space and the latency cost), the others are Optuna's. A budget reaches
+    them through each trial's constraint (``Trial.set_constraint``), which every sampler but
+    random respects (``gp`` also never proposes a student predicted over it)."""
     import optuna
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         if name == "gp":
+            from search.bo import PredictorGuidedProposer, optuna_sampler
+
+            if space is None or latency is None:
+                raise ConfigError("the gp sampler needs the search space and the latency cost model")
+            proposer = PredictorGuidedProposer(
+                space, latency, seed=seed, budget_ms=budget_ms, min_observations=startup_trials
+            )
+            return optuna_sampler(proposer, _observe, seed)
+        if name == "optuna-gp":
             return optuna.samplers.GPSampler(seed=seed, n_startup_trials=startup_trials)
         if name == "tpe":
             return optuna.samplers.TPESampler(
@@ -220,6 +242,33 @@ def make_sampler(name: str, seed: int, startup_trials: int):  # type: ignore[no-
         if name == "random":
             return optuna.samplers.RandomSampler(seed=seed)
     raise ConfigError(f"sampler must be one of {', '.join(SAMPLERS)}, got {name!r}")
+
+
+def _observe(study: Any, trial: Any) -> tuple[list[Any], tuple[float, float]]:
+    """What the ``gp`` sampler learns from: every evaluated student of the study (a student
+    skipped over the budget or reused adds nothing) and the students other workers are
+    evaluating now (at their predicted latency), with the study's reference point."""
+    import optuna
+
+    from search.bo import Observation
+
+    states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.RUNNING)
+    observations = []
+    for t in study.get_trials(deepcopy=False, states=states):
+        attrs = t.user_attrs
+        if t.number == trial.number or "arch" not in attrs or attrs.get("skipped") or "reused" in attrs:
+            continue
+        arch = Arch.from_dict(attrs["arch"])
+        if t.state == optuna.trial.TrialState.RUNNING:
+            predicted = (attrs.get("predicted") or {}).get("ms")
+            if predicted is not None:
+                observations.append(Observation(arch, float(predicted), None))
+            continue
+        constraint = attrs.get("constraint")
+        feasible = constraint is None or float(constraint) <= 0.0
+        observations.append(Observation(arch, float(t.values[1]), float(t.values[0]), feasible))
+    reference = study.user_attrs[_ATTR]["reference"]
+    return observations, (float(reference[0]), float(reference[1]))
 
 
 @contextlib.contextmanager
@@ -313,7 +362,14 @@ def run_search(
         storage=open_storage(storage, heartbeat_s),
         study_name=study_name,
         directions=["maximize", "minimize"],
-        sampler=make_sampler(settings.sampler, settings.seed, settings.startup_trials),
+        sampler=make_sampler(
+            settings.sampler,
+            settings.seed,
+            settings.startup_trials,
+            space=space,
+            latency=latency,
+            budget_ms=settings.budget_ms,
+        ),
         load_if_exists=True,
     )
     saved = study.user_attrs.get(_ATTR)

@@ -41,6 +41,7 @@ def test_search_distils_candidates_then_the_pareto_set_and_resumes(
     assert code == 0, err
     assert "not available here; latencies are predicted only" in err  # the fake target
     assert "Pareto set" in stdout and "3 students evaluated" in stdout
+    assert "trial 0 (" in stdout + err and "joins the front: " in stdout + err  # the live front
     document = json.loads((out / "search.json").read_text())
     assert document["evaluated_trials"] == 3 and document["objective"]["objective"] == "proxy-distillation"
     assert document["objective"]["distill"]["steps"] == 3 and document["command"][:2] == [
