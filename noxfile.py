@@ -54,3 +54,11 @@ def distill_benchmarks(session: nox.Session) -> None:
     """The demo teacher's students at 2x/3x/5x measured speed-ups, ETD vs random
     initialisation, and the proxy-vs-full ranking (see benchmarks/distill_bench.py)."""
     session.run(PYTHON, "benchmarks/distill_bench.py", *session.posargs, external=True)
+
+
+@nox.session(venv_backend="none")
+def search_benchmarks(session: nox.Session) -> None:
+    """Hypervolume against trials for every sampler on the accuracy surrogate (3 seeds),
+    then GP against random on real proxy distillation of the demo teacher's students, and
+    the Pareto set's predicted vs measured latency (~1 hour; see benchmarks/search_bench.py)."""
+    session.run(PYTHON, "benchmarks/search_bench.py", *session.posargs, external=True)

@@ -12,8 +12,10 @@ sequence lengths, batch sizes, layer counts). A plan turns it into specs:
   and FFN sizes drawn independently), each at a sampled workload: the end-to-end ground
   truth that predictors are evaluated against.
 
-Built-in plans: ``quick`` (a few minutes on 2 cores) and ``standard`` (BERT-base-sized
-layers: hidden up to 768, 12 heads, FFN 3072, sequences up to 512). A TOML file with the
+Built-in plans: ``quick`` (a few minutes on 2 cores), ``standard`` (BERT-base-sized
+layers: hidden up to 768, 12 heads, FFN 3072, sequences up to 512) and ``demo`` (the
+students of the built-in demo teacher: hidden 64-128, 2 or 4 heads, FFN ratio 1-4,
+1-4 layers, sequence 128; what the demo search predicts). A TOML file with the
 same fields (or a YAML file) defines a custom plan (``latbench profile --plan my-plan.toml``).
 """
 
@@ -233,7 +235,20 @@ STANDARD = Plan(
     encoders=40,
     description="BERT-base-sized layers (hidden up to 768, 12 heads, FFN 3072), sequences up to 512; hours",
 )
-BUILTIN_PLANS: dict[str, Plan] = {"quick": QUICK, "standard": STANDARD}
+DEMO = Plan(
+    name="demo",
+    space=ProfileSpace(
+        hidden=(64, 96, 128),
+        heads=(2, 4),
+        ffn_ratios=(1.0, 2.0, 4.0),
+        seq_lens=(128,),
+        layers=(1, 4),
+        vocab_size=256,
+    ),
+    encoders=12,
+    description="the demo teacher's students (hidden 64-128, 1-4 layers) at sequence 128; about a minute",
+)
+BUILTIN_PLANS: dict[str, Plan] = {"quick": QUICK, "standard": STANDARD, "demo": DEMO}
 
 
 def load_plan(name_or_path: str) -> Plan:

@@ -162,7 +162,9 @@ class AccuracyModel:
         kernel = ConstantKernel(1.0, (1e-3, 1e3)) * Matern(
             length_scale=np.ones(x.shape[1]), length_scale_bounds=(5e-2, 20.0), nu=2.5
         ) + WhiteKernel(1e-2, (1e-6, 1.0))
-        self.gp = GaussianProcessRegressor(kernel, normalize_y=True, n_restarts_optimizer=2, random_state=self.seed)
+        self.gp = GaussianProcessRegressor(
+            kernel, normalize_y=True, n_restarts_optimizer=2, random_state=self.seed
+        )
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # ConvergenceWarning when a length scale reaches its bound
             self.gp.fit(x, y - self.trend.predict(self._trend_inputs(x)))

@@ -71,7 +71,19 @@ def test_builtin_plans_are_deterministic_and_free_of_duplicates(plan: Plan) -> N
 def test_builtin_plans_by_name() -> None:
     assert load_plan("quick") is QUICK
     assert load_plan("standard") is STANDARD
-    assert set(BUILTIN_PLANS) == {"quick", "standard"}
+    assert set(BUILTIN_PLANS) == {"quick", "standard", "demo"}
+
+
+def test_the_demo_plan_covers_every_student_of_the_demo_teacher() -> None:
+    plan = load_plan("demo")
+    shapes = set(plan.space.layer_shapes())
+    for hidden in (64, 96, 128):
+        for heads in (2, 4):
+            for ratio in (1, 2, 4):
+                assert LayerShape(hidden, heads, hidden * ratio) in shapes
+    assert LayerShape(128, 4, 512) in shapes  # the teacher's own layer (search/demo.py)
+    assert plan.space.vocab_size == 256
+    assert {b.workload for b in blocks(plan.specs())} == {Workload(1, 128)}
 
 
 def test_quick_measures_blocks_in_both_contexts_on_the_full_grid() -> None:
