@@ -85,21 +85,22 @@ def log(message: str) -> None:
     print(message, flush=True)
 
 
-def predictor_file(data: Path) -> Path:
-    """The quick plan profiled on onnxruntime-cpu and a lut-block predictor fitted on it."""
+def predictor_file(data: Path, plan: str = "quick") -> Path:
+    """``plan`` profiled on onnxruntime-cpu (once) and a ``lut-block`` predictor fitted on it."""
     from latbench.cli import main
 
-    db, path = data / "quick.db", data / "lut-block.json"
+    prefix = "" if plan == "quick" else f"{plan}-"  # quick.db + lut-block.json, demo.db + demo-lut-block.json
+    db, path = data / f"{plan}.db", data / f"{prefix}lut-block.json"
     if not path.is_file():
         start = time.perf_counter()
-        code = main(["profile", "--target", "onnxruntime-cpu", "--plan", "quick", "--db", str(db)])
+        code = main(["profile", "--target", "onnxruntime-cpu", "--plan", plan, "--db", str(db)])
         if code:
             raise SystemExit(f"profiling failed ({code})")
         code = main(["fit", "--db", str(db), "--target", "onnxruntime-cpu", "--predictor", "lut-block",
                      "--out", str(path)])  # fmt: skip
         if code:
             raise SystemExit(f"fitting failed ({code})")
-        log(f"profiled the quick plan and fitted lut-block in {time.perf_counter() - start:.0f} s")
+        log(f"profiled the {plan} plan and fitted lut-block in {time.perf_counter() - start:.0f} s")
     return path
 
 
@@ -206,30 +207,12 @@ def per_evaluated(outcome, truth: SurrogateAccuracy | None = None) -> list[float
     return out
 
 
-def demo_predictor_file(data: Path) -> Path:
-    """The ``demo`` plan (the demo teacher's students) profiled on onnxruntime-cpu and a
-    lut-block predictor fitted on it."""
-    from latbench.cli import main
-
-    db, path = data / "demo.db", data / "demo-lut-block.json"
-    if not path.is_file():
-        start = time.perf_counter()
-        if main(["profile", "--target", "onnxruntime-cpu", "--plan", "demo", "--db", str(db)]):
-            raise SystemExit("profiling failed")
-        code = main(["fit", "--db", str(db), "--target", "onnxruntime-cpu", "--predictor", "lut-block",
-                     "--out", str(path)])  # fmt: skip
-        if code:
-            raise SystemExit(f"fitting failed ({code})")
-        log(f"profiled the demo plan and fitted lut-block in {time.perf_counter() - start:.0f} s")
-    return path
-
-
 def proxy(data: Path, trials: int, seeds: int) -> dict[str, Any]:
     from search.demo import write_demo_task
     from search.distill import DistillConfig, LossWeights
 
     files = write_demo_task(data.parent / "distill" / "task")
-    latency = PredictedLatency(demo_predictor_file(data), WORKLOAD)
+    latency = PredictedLatency(predictor_file(data, "demo"), WORKLOAD)
     config = DistillConfig(
         steps=150, max_examples=2000, learning_rate=5e-4, losses=LossWeights(logits=1.0, hidden=1.0),
         dropout=0.0, checkpoint_every=0,
