@@ -43,6 +43,11 @@ from latbench.specs import BlockSpec, EncoderSpec, OpSpec, Spec, spec_from_dict
 from latbench.target import Target
 
 SCHEMA_VERSION = 1
+#: Nullable columns added after version 1, with their SQL type. A database that lacks
+#: them gets them on open (``ALTER TABLE ... ADD COLUMN``), so databases written before
+#: stay readable and writable; latbench versions that predate a column ignore it, so
+#: adding one does not bump ``SCHEMA_VERSION`` (which makes older versions refuse).
+_ADDED_COLUMNS: dict[str, str] = {"extras_json": "TEXT"}
 SQLITE_BUSY_TIMEOUT_S = 30.0
 POSTGRES_CONNECT_TIMEOUT_S = 10
 _CLAIMS_LOCK_ID = 0x6C617462656E6368  # "latbench": PostgreSQL advisory lock of the claims
@@ -95,6 +100,9 @@ measurements_table = sa.Table(
     sa.Column("kernels_json", sa.Text, nullable=False),
     sa.Column("measured_at", sa.String(40), nullable=False),
     sa.Column("latbench_version", sa.String(32), nullable=False),
+    # backend figures about the program run (Measurement.extras): a JSON object; NULL in
+    # rows written before the column existed
+    sa.Column("extras_json", sa.Text, nullable=True),
     sa.UniqueConstraint("spec_key", "target_key", "fingerprint_key", name="uq_measurement_identity"),
     sa.Index("ix_measurements_target_fingerprint", "target_key", "fingerprint_key"),
 )
@@ -235,6 +243,7 @@ def _row_of(m: Measurement) -> dict[str, Any]:
         ),
         "measured_at": m.measured_at,
         "latbench_version": latbench.__version__,
+        "extras_json": _dumps(dict(m.extras)),
     }
 
 
@@ -254,6 +263,7 @@ def _measurement_of(row: Any) -> Measurement:
             for k in json.loads(row.kernels_json)
         ),
         worker=row.worker or "",
+        extras=json.loads(row.extras_json) if row.extras_json else (),
     )
 
 
@@ -393,6 +403,9 @@ class MeasurementDB:
                 continue
             have = {c["name"] for c in inspector.get_columns(table.name)}
             missing = [c.name for c in table.columns if c.name not in have]
+            if table is measurements_table and missing and set(missing) <= set(_ADDED_COLUMNS):
+                self._add_columns(conn, missing)
+                missing = []
             if missing:
                 raise DatabaseError(
                     f"{self._display} has a table {table.name!r} that is not latbench's (missing "
@@ -403,6 +416,15 @@ class MeasurementDB:
             raise DatabaseError(
                 f"{self._display} is not a latbench measurement database (no measurements table); "
                 "run `latbench profile` into it first or pass another --db"
+            )
+
+    def _add_columns(self, conn: Connection, names: Sequence[str]) -> None:
+        """Add columns of ``_ADDED_COLUMNS`` to a measurements table written before them
+        (in the open's write transaction: concurrent openers add each column once)."""
+        guard = " IF NOT EXISTS" if self._dialect == "postgresql" else ""
+        for name in names:
+            conn.exec_driver_sql(
+                f"ALTER TABLE {measurements_table.name} ADD COLUMN{guard} {name} {_ADDED_COLUMNS[name]}"
             )
 
     def _check_version(self, conn: Connection) -> None:
@@ -857,3 +879,13 @@ def _arrow_type(sa_type: Any, pa: Any) -> Any:
     if isinstance(sa_type, sa.Float):  # Double included
         return pa.float64()
     return pa.string()
+
+
+def redact_url(url: str) -> str:
+    """``url`` (a database URL or path) without its password, safe to write into results."""
+    scheme, sep, rest = url.partition("://")
+    if "@" not in rest:
+        return url
+    credentials, _, host = rest.rpartition("@")
+    user = credentials.split(":", 1)[0]
+    return f"{scheme}{sep}{user}:***@{host}"

@@ -18,7 +18,19 @@ from typing import Any
 
 from latbench.keys import content_key
 
-TRACKED_LIBRARIES = ("latbench", "torch", "onnxruntime", "onnx", "numpy", "jax", "jaxlib", "tensorrt")
+# JAX's device runtimes (libtpu, the CUDA plugin) change latencies as much as jaxlib does.
+TRACKED_LIBRARIES = (
+    "latbench",
+    "torch",
+    "onnxruntime",
+    "onnx",
+    "numpy",
+    "jax",
+    "jaxlib",
+    "libtpu",
+    "jax-cuda12-plugin",
+    "tensorrt",
+)
 
 
 @dataclass(frozen=True)
@@ -39,6 +51,13 @@ class Fingerprint:
     gpu_driver: str = ""
     cuda: str = ""
     tpu: str = ""
+    #: The device a compiling backend runs on, as its runtime names it (JAX: platform
+    #: ``cpu``/``gpu``/``tpu``, device kind ``TPU v5 lite`` or the GPU's name, and how many
+    #: such devices it sees). Left out of ``to_dict`` (and so of ``key``) when empty, so the
+    #: keys of fingerprints taken before these fields existed do not change.
+    device_platform: str = ""
+    device_kind: str = ""
+    device_count: int = 0
     hostname: str = field(default="", compare=False)
 
     @property
@@ -50,6 +69,9 @@ class Fingerprint:
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["libraries"] = dict(self.libraries)
+        for name in _OPTIONAL_FIELDS:
+            if not data[name]:
+                del data[name]
         return data
 
     @classmethod
@@ -63,10 +85,16 @@ class Fingerprint:
         return dict(self.libraries).get(name, "")
 
     def summary(self) -> str:
-        return (
+        text = (
             f"{self.cpu_model} · {self.physical_cores} cores ({self.usable_cpus} usable) · "
             f"L3 {self.l3_cache_bytes // 2**20} MiB · {self.os}"
         )
+        if self.device_platform and self.device_platform != "cpu":
+            text += f" · {self.device_count} × {self.device_kind}"
+        return text
+
+
+_OPTIONAL_FIELDS = ("device_platform", "device_kind", "device_count")
 
 
 def library_versions(names: tuple[str, ...] = TRACKED_LIBRARIES) -> tuple[tuple[str, str], ...]:
@@ -140,8 +168,8 @@ def physical_cores() -> int:
         return max(1, len(cpus))
 
 
-def collect(extra: Mapping[str, str] | None = None) -> Fingerprint:
-    """Read the fingerprint of this machine. ``extra`` fills GPU/TPU fields for backends."""
+def collect(extra: Mapping[str, Any] | None = None) -> Fingerprint:
+    """Read the fingerprint of this machine. ``extra`` fills GPU/TPU/device fields for backends."""
     info = _proc_cpuinfo()
     flags = sorted(info.get("flags", "").split())
     usable = usable_cpus()

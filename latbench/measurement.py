@@ -7,7 +7,7 @@ in this type, so they cannot disagree.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -79,6 +79,14 @@ class KernelTime:
 
 @dataclass(frozen=True)
 class Measurement:
+    """One spec timed on one target.
+
+    ``extras`` holds figures a backend reports about the program it ran, as sorted
+    ``(name, value)`` pairs whose names carry their unit (XLA's compiled cost analysis:
+    ``xla_flops``, ``xla_bytes_accessed``, ``xla_compile_s``...); a mapping is accepted
+    and sorted. Empty for backends that report none, and for rows stored before it existed.
+    """
+
     spec: Spec
     target: Target
     fingerprint: Fingerprint
@@ -90,10 +98,18 @@ class Measurement:
     measured_at: str
     kernels: tuple[KernelTime, ...] = ()
     worker: str = ""
+    extras: tuple[tuple[str, float], ...] = ()
 
     def __post_init__(self) -> None:
         if not self.times_s:
             raise ValueError("a measurement needs at least one sample")
+        extras = self.extras
+        pairs = extras.items() if isinstance(extras, Mapping) else extras
+        object.__setattr__(self, "extras", tuple(sorted((str(k), float(v)) for k, v in pairs)))
+
+    def extra(self, name: str) -> float | None:
+        """The backend figure ``name`` (see ``extras``), or None when it was not reported."""
+        return dict(self.extras).get(name)
 
     @cached_property
     def stats(self) -> Stats:

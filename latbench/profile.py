@@ -71,6 +71,7 @@ def measure_specs(
                     measured_at=now,
                     kernels=prep.kernels(_kernel_runs(result.stats.median_s, settings, kernel_runs)),
                     worker=worker,
+                    extras=prep.extras(),
                 )
                 for spec, prep, result in zip(specs, prepared, sampled, strict=True)
             ]

@@ -4,7 +4,9 @@ Contract (checked for every backend by ``latbench.testing.backend_contract``):
 
 * ``name`` is the target name users type (``onnxruntime-cpu``); ``device`` its device kind.
 * ``availability()`` never raises: it says whether the backend can run here and, if not,
-  why (a missing package, no GPU), in one line.
+  why (a missing package, no GPU), in one line. ``target_availability(target)`` says the
+  same of one normalized target, whose settings may ask for more (``xla:platform=tpu``);
+  ``prepare`` raises ``TargetUnavailableError`` for such a target.
 * ``normalize(target)`` validates the target's settings against ``SETTINGS`` and fills in
   every default, so equal targets have equal keys; unknown or ill-typed settings raise
   ``ConfigError`` naming the valid ones.
@@ -15,7 +17,9 @@ Contract (checked for every backend by ``latbench.testing.backend_contract``):
   (an unsupported precision) raises ``ConfigError`` before anything is built.
 * ``Prepared.outputs()`` returns the output as a numpy array, for correctness checks
   against the torch reference; ``Prepared.kernels(runs)`` returns per-kernel times from
-  the backend's own profiler, or ``()`` if it has none; ``close()`` frees it.
+  the backend's own profiler, or ``()`` if it has none; ``extras()`` returns figures the
+  backend knows about the program it built (XLA's compiled cost analysis), stored with
+  the measurement, or ``{}``; ``close()`` frees it.
 * ``fingerprint_extras()`` returns device fields for ``Fingerprint`` (GPU name...).
 
 Missing methods fail at instantiation (ABC), never silently at run time.
@@ -76,6 +80,11 @@ class Prepared(ABC):
         """Per-kernel time per spec instance from the backend's profiler; () if none."""
         return ()
 
+    def extras(self) -> Mapping[str, float]:
+        """Backend figures about the built program, names with their unit (``xla_flops``,
+        ``xla_bytes_accessed``), stored in ``Measurement.extras``; {} if none."""
+        return {}
+
     def close(self) -> None:  # noqa: B027 - optional hook, most backends free on GC
         """Free what ``prepare`` allocated."""
 
@@ -103,6 +112,11 @@ class Backend(ABC):
     @abstractmethod
     def prepare(self, spec: Spec, target: Target) -> Prepared:
         """Build what running ``spec`` on (normalized) ``target`` needs."""
+
+    def target_availability(self, target: Target) -> Availability:
+        """Whether the (normalized) ``target`` can run here: ``availability()``, unless one of
+        its settings asks for what this machine lacks (a platform, a device). Never raises."""
+        return self.availability()
 
     def fingerprint_extras(self) -> dict[str, Any]:
         return {}

@@ -1,7 +1,7 @@
 """The backend registry: target names to backend factories.
 
 Built-in backends are registered by import path and imported only when asked for, so
-importing latbench loads neither torch nor onnxruntime. ``Registry.copy()`` gives tests
+importing latbench loads neither torch, onnxruntime nor jax. ``Registry.copy()`` gives tests
 their own registry to add fakes to without touching the default one.
 """
 
@@ -12,10 +12,12 @@ from collections.abc import Callable, Iterator
 
 from latbench.backends.base import Availability, Backend
 from latbench.errors import TargetUnavailableError
+from latbench.target import Target
 
 BUILTIN: dict[str, str] = {
     "torch-cpu": "latbench.backends.torch_cpu:TorchCPUBackend",
     "onnxruntime-cpu": "latbench.backends.onnxruntime_cpu:OnnxRuntimeCPUBackend",
+    "xla": "latbench.backends.xla:XlaBackend",
 }
 
 
@@ -57,6 +59,16 @@ class Registry:
         if not availability.available:
             raise TargetUnavailableError(f"target {name} is not available here: {availability.reason}")
         return backend
+
+    def resolve(self, target: Target) -> tuple[Backend, Target]:
+        """The backend and normalized ``target``, or a one-line error saying why it cannot run
+        here: its backend, or one of its settings (``xla:platform=tpu`` without a TPU)."""
+        backend = self.get_available(target.name)
+        normalized = backend.normalize(target)
+        availability = backend.target_availability(normalized)
+        if not availability.available:
+            raise TargetUnavailableError(f"target {normalized} is not available here: {availability.reason}")
+        return backend, normalized
 
     def __iter__(self) -> Iterator[Backend]:
         return (self.create(name) for name in self.names())

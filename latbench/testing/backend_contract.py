@@ -72,6 +72,10 @@ class BackendContract:
         assert isinstance(availability, Availability)
         assert availability.reason, "availability must explain itself, available or not"
 
+    def test_the_default_target_runs_here(self, backend: Backend, target: Target) -> None:
+        availability = backend.target_availability(target)
+        assert availability.available and availability.reason
+
     def test_normalize_fills_every_setting_and_is_idempotent(self, backend: Backend, target: Target) -> None:
         assert {k for k, _ in target.settings} == set(backend.SETTINGS)
         assert backend.normalize(target) == target
@@ -103,6 +107,8 @@ class BackendContract:
             assert prepared.instances_per_call == expected
             assert prepared() is None
             np.testing.assert_allclose(prepared.outputs(), _reference(spec), rtol=1e-3, atol=1e-4)
+            extras = dict(prepared.extras())
+            assert all(isinstance(k, str) and np.isfinite(float(v)) for k, v in extras.items()), extras
         finally:
             prepared.close()
 

@@ -107,6 +107,48 @@ def test_round_trip_every_spec_kind(db_url):
         assert db.count() == 4 and db.count(kind="encoder") == 1
 
 
+def test_extras_round_trip_and_default_to_none(db_url):
+    with_extras = replace(make(OP), extras={"xla_flops": 1e9 / 3, "xla_bytes_accessed": 2.5e6})
+    assert with_extras.extras == (("xla_bytes_accessed", 2.5e6), ("xla_flops", 1e9 / 3))  # sorted pairs
+    with opened(db_url) as db:
+        db.add([with_extras, make(BLOCK)])
+        op, block = db.measurements()
+    assert op == with_extras and op.extra("xla_flops") == 1e9 / 3
+    assert block.extras == () and block.extra("xla_flops") is None
+
+
+def test_a_database_written_before_extras_existed_gains_the_column(db_url):
+    """Databases from before ``extras_json`` stay readable and writable: the column is added
+    on open, and their rows read back with no extras."""
+    import sqlalchemy as sa
+
+    from latbench.db import resolve_url
+
+    with opened(db_url) as db:
+        db.add([make(OP)])
+    engine = sa.create_engine(resolve_url(db_url), poolclass=sa.NullPool)
+    try:
+        with engine.begin() as conn:
+            conn.exec_driver_sql("ALTER TABLE measurements DROP COLUMN extras_json")
+    finally:
+        engine.dispose()
+    with opened(db_url, create=False) as db:
+        assert db.measurements() == [make(OP)]
+    newer = replace(make(BLOCK), extras={"xla_flops": 42.0})
+    with opened(db_url) as db:
+        db.add([newer])
+        assert db.measurements() == [make(OP), newer]
+
+
+def test_fingerprint_keys_do_not_change_with_the_device_fields():
+    # the key FP had before Fingerprint gained device_platform/device_kind/device_count
+    assert FP.key == "a99d42f35efcace38f20"
+    assert "device_kind" not in FP.to_dict()
+    tpu = replace(FP, tpu="v5e", device_platform="tpu", device_kind="TPU v5 lite", device_count=4)
+    assert tpu.key != FP.key and Fingerprint.from_dict(tpu.to_dict()) == tpu
+    assert "4 × TPU v5 lite" in tpu.summary()
+
+
 def test_add_twice_inserts_once(db_url):
     with opened(db_url) as db:
         assert db.add([make(OP), make(BLOCK)]) == 2
