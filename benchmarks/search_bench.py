@@ -45,7 +45,7 @@ from typing import Any
 
 from latbench.arch import Workload
 from search.objectives import MeasuredLatency, PredictedLatency, ProxyDistillation, SurrogateAccuracy
-from search.space import SearchSpace
+from search.space import DEMO, SearchSpace
 from search.study import SearchSettings, finish, hypervolume, run_search
 
 SECTIONS = ("predictor", "surrogate", "proxy")
@@ -59,15 +59,7 @@ SPACE = SearchSpace(
     per_layer=True,
 )
 # students of the demo teacher (4 layers, hidden 128, 4 heads, FFN 512)
-DEMO_SPACE = SearchSpace(
-    name="demo-students",
-    layers=(1, 2, 3, 4),
-    hidden=(64, 96, 128),
-    heads=(2, 4),
-    ffn_ratios=(1.0, 2.0, 4.0),
-    vocab_size=256,
-    max_positions=128,
-)
+DEMO_SPACE = DEMO
 # (sampler, startup, trials): "all" runs --trials, "gp" --gp-trials (Optuna's GP costs
 # seconds per trial), "short" 30 (only to show what the predictor's startup design buys)
 RUNS = (

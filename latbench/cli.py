@@ -249,7 +249,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--config", help="TOML file with any of the options below")
     p.add_argument("--space", help="search space: autodistil-tiny, autodistil-small, autodistil-base, "
-                   "hat, bert-mini, or a TOML/YAML file")  # fmt: skip
+                   "hat, bert-mini, demo (the demo teacher's students), or a TOML/YAML file")  # fmt: skip
     _add_teacher_and_data(p, required=False)  # they may come from --config
     p.add_argument("--predictor", help="latency predictor file from `latbench fit`")
     p.add_argument("--target", help="measure on this target (available here) the students whose "
@@ -286,6 +286,51 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--surrogate", action="store_true", default=None,
                    help="score students with the built-in accuracy surrogate instead of distillation "
                    "(no teacher or data; for trying settings and benchmarking samplers)")  # fmt: skip
+
+    p = sub.add_parser(
+        "report",
+        help="turn search results and predictor evaluations into an HTML report with PNGs",
+        description="Write OUT/report.html (self-contained: images embedded, no network needed) and "
+        "the same figures as PNGs beside it, from a search result (`latbench search`'s search.json or "
+        "its folder) and/or a predictor evaluation (`latbench evaluate`'s evaluation.json): the "
+        "accuracy-latency front with every trial, the teacher, the budget and the Pareto set at "
+        "predicted and measured latency; hypervolume against trials (beside --baseline searches); "
+        "the Pareto students' per-operator latency breakdown and table; each predictor's parity plot "
+        "and accuracy beside the noise floor; and the provenance of every number.",
+    )
+    p.add_argument("results", nargs="+", help="search.json and/or evaluation.json (or their folders)")
+    p.add_argument("--out", required=True, help="output folder (report.html and PNGs)")
+    p.add_argument(
+        "--baseline",
+        action="append",
+        default=[],
+        help="another search with the same reference point (e.g. --sampler random) to compare "
+        "hypervolume with; may be repeated",
+    )
+    p.add_argument("--title", help="the page's title [from the results]")
+
+    p = sub.add_parser(
+        "demo",
+        help="the whole pipeline on built-in defaults, ending in a report (about 8 minutes on 2 cores)",
+        description="Run every stage of latbench on the built-in demo: write the demo task and train its "
+        "teacher, profile the onnxruntime-cpu target with the demo plan (the teacher's student "
+        "shapes), fit and evaluate the latency predictors, search the teacher's students with the GP "
+        "sampler under a latency budget of half the teacher's predicted latency (and a random search "
+        "as the baseline), fully distil and re-measure the Pareto set, and write the report. Each "
+        "stage is the latbench command it prints, so any of them can be rerun on its own; rerunning "
+        "the demo reuses what is done.",
+    )
+    p.add_argument("--out", default="latbench-demo", help="output folder [latbench-demo]")
+    p.add_argument("--plan", default="demo", help="profile plan [demo]")
+    p.add_argument("--trials", type=int, default=10, help="students the search distils [10]")
+    p.add_argument("--proxy-steps", type=int, default=150, help="steps of each proxy distillation [150]")
+    p.add_argument(
+        "--final-epochs", type=float, default=1.0, help="epochs of the Pareto set's full distillation [1]"
+    )
+    p.add_argument(
+        "--teacher-steps", type=int, default=None, help="teacher training steps [search.demo default]"
+    )
+    p.add_argument("--no-baseline", action="store_true", help="skip the random-search baseline")
 
     p = sub.add_parser(
         "demo-task",
@@ -365,9 +410,7 @@ def _resolve_target(text: str):  # type: ignore[no-untyped-def]
     from latbench.backends.registry import default_registry
     from latbench.target import Target
 
-    target = Target.parse(text)
-    backend = default_registry().get_available(target.name)
-    return backend, backend.normalize(target)
+    return default_registry().resolve(Target.parse(text))
 
 
 def _fingerprint(backend):  # type: ignore[no-untyped-def]
@@ -711,7 +754,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from latbench.backends.registry import default_registry
-    from latbench.db import MeasurementDB
+    from latbench.db import MeasurementDB, redact_url
     from latbench.target import Target
     from predictors import registry
     from predictors.evaluation import (
@@ -748,7 +791,22 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     second = _second_measurement(args, target, fingerprint, [m for sp in splits for m in pooled_test(sp)])
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    report: dict = {"target": str(target), "fingerprint": fingerprint.to_dict(), "splits": {}}  # type: ignore[type-arg]
+    report: dict = {  # type: ignore[type-arg]
+        "format": "latbench-evaluation",  # reports.results reads it
+        "version": 1,
+        "target": str(target),
+        "fingerprint": fingerprint.to_dict(),
+        "settings": {
+            "split": args.split,
+            "folds": args.folds,
+            "test_share": args.test_share,
+            "seed": args.seed,
+            "db": redact_url(args.db),
+        },
+        "command": ["latbench", *args.argv],
+        "latbench": __version__,
+        "splits": {},
+    }
     for folds in splits:
         name, test = folds[0].name, pooled_test(folds)
         scored = evaluate(folds, predictors)
@@ -1143,16 +1201,30 @@ def cmd_search(args: argparse.Namespace) -> int:
             on_trial=on_trial,
             heartbeat_s=o["heartbeat_s"],
         )
-    if final is not None or measured is not None:
+    # the teacher on the students' axes, when it can run the workload they were priced at
+    teacher = None if o["surrogate"] else objective.teacher.arch
+    if teacher is not None and teacher.max_positions < workload.seq_len:
+        teacher = None
+    if final is None and measured is None:
+        outcome = finish(outcome, teacher=teacher, latency=latency)
+    else:
         with _training_bar("Pareto set") as bar:
             task = bar.add_task("", total=len(outcome.pareto))
 
             def on_member(i: int, n: int, record) -> None:  # type: ignore[no-untyped-def]
                 bar.update(task, completed=i, description=f"distilling {record.arch.short_label}")
 
-            outcome = finish(outcome, final=final, measured=measured, work_dir=out, on_member=on_member)
+            outcome = finish(
+                outcome,
+                final=final,
+                measured=measured,
+                work_dir=out,
+                on_member=on_member,
+                teacher=teacher,
+                latency=latency,
+            )
             bar.update(task, completed=len(outcome.pareto))
-    extra = {"command": ["latbench", *args.argv], "latbench": __version__}
+    extra = {"command": ["latbench", *args.argv], "latbench": __version__, "libraries": _library_versions()}
     paths = write_results(outcome, out, extra=extra)
     _print_pareto(console, outcome)
     console.print(
@@ -1162,6 +1234,16 @@ def cmd_search(args: argparse.Namespace) -> int:
         markup=False,
     )
     return 0
+
+
+def _library_versions() -> dict[str, str]:
+    """Versions of what a search's numbers depend on (recorded in its results)."""
+    import platform
+
+    from latbench.fingerprint import library_versions
+
+    names = ("torch", "onnxruntime", "optuna", "scikit-learn", "numpy", "xgboost", "tokenizers")
+    return {"python": platform.python_version(), **dict(library_versions(names))}
 
 
 def _search_target(text: str | None, latency, workload):  # type: ignore[no-untyped-def]
@@ -1208,6 +1290,84 @@ def _print_pareto(console, outcome) -> None:  # type: ignore[no-untyped-def]
     console.print(table)
 
 
+DEMO_TARGET = "onnxruntime-cpu:threads=1"
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Every stage as the latbench command a user would type, run in this process."""
+    import time
+    from pathlib import Path
+
+    from latbench.arch import Workload
+    from search.demo import DEMO_TEACHER_ARCH
+    from search.objectives import PredictedLatency
+
+    out = Path(args.out)
+    trials = _positive("--trials", args.trials)
+    startup = max(2, min(5, trials // 2))  # the GP's model takes over after these
+    console = _console()
+    db, task, predictor = out / "latbench.db", out / "task", out / "lut-block.json"
+    seconds: dict[str, float] = {}
+    total = 7 - bool(args.no_baseline)
+    started = time.perf_counter()
+
+    def stage(name: str, argv: list[str]) -> None:
+        console.rule(f"[bold]{len(seconds) + 1}/{total} {name}")
+        console.print("$ latbench " + " ".join(argv), markup=False, highlight=False)
+        begin = time.perf_counter()
+        inner = build_parser().parse_args(argv)
+        inner.argv = argv
+        code = COMMANDS[inner.command](inner)
+        if code:
+            raise LatbenchError(f"stage {name!r} failed (exit code {code})")
+        seconds[name] = time.perf_counter() - begin
+
+    teacher_steps = [] if args.teacher_steps is None else ["--teacher-steps", str(args.teacher_steps)]
+    stage("demo task and teacher", ["demo-task", "--out", str(task), *teacher_steps])
+    stage("profile", ["profile", "--target", DEMO_TARGET, "--plan", args.plan, "--db", str(db)])
+    stage("fit the search's cost model", ["fit", "--db", str(db), "--target", DEMO_TARGET,
+                                          "--predictor", "lut-block", "--out", str(predictor)])  # fmt: skip
+    stage("evaluate predictors", ["evaluate", "--db", str(db), "--target", DEMO_TARGET,
+                                  "--out", str(out / "evaluation")])  # fmt: skip
+    workload = Workload(1, 128)
+    teacher_ms = PredictedLatency(predictor, workload).estimate([DEMO_TEACHER_ARCH])[0].ms
+    budget = f"{teacher_ms / 2:.3g}"  # students at least twice as fast as the teacher
+    common = ["--space", "demo", "--teacher", str(task / "teacher"), "--data", str(task / "train.jsonl"),
+              "--dev", str(task / "dev.jsonl"), "--predictor", str(predictor), "--budget-ms", budget,
+              "--trials", str(trials), "--startup-trials", str(startup),
+              "--proxy-steps", str(args.proxy_steps)]  # fmt: skip
+    stage("search (GP) and the Pareto set", ["search", *common, "--final-epochs", str(args.final_epochs),
+                                            "--out", str(out / "search")])  # fmt: skip
+    report = ["report", str(out / "search"), str(out / "evaluation"), "--out", str(out / "report")]
+    if not args.no_baseline:
+        stage("baseline search (random)", ["search", *common, "--sampler", "random", "--no-final",
+                                           "--no-measure", "--out", str(out / "random")])  # fmt: skip
+        report += ["--baseline", str(out / "random")]
+    stage("report", report)
+    wall = time.perf_counter() - started
+    console.rule("[bold]done")
+    for name, s in seconds.items():
+        console.print(f"  {name:<32} {s:7.1f} s  {s / wall:6.1%}", markup=False, highlight=False)
+    console.print(f"  {'total':<32} {wall:7.1f} s", markup=False, highlight=False)
+    timings = {"wall_s": wall, "stages_s": seconds, "command": ["latbench", *args.argv]}
+    (out / "demo-timings.json").write_text(json.dumps(timings, indent=1) + "\n", encoding="utf-8")
+    console.print(f"report: {(out / 'report' / 'report.html').resolve()}", markup=False, highlight=False)
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from reports.build import build_report
+
+    files = build_report(
+        args.results, args.out, baselines=args.baseline, title=args.title, command=["latbench", *args.argv]
+    )
+    for note in files.notes:
+        print(f"latbench: note: {note}", file=sys.stderr)
+    names = ", ".join(p.name for p in files.images)
+    print(f"wrote {files.html} ({len(files.images)} figures, also as PNG beside it: {names})")
+    return 0
+
+
 COMMANDS = {
     "devices": cmd_devices,
     "profile": cmd_profile,
@@ -1220,6 +1380,8 @@ COMMANDS = {
     "distill": cmd_distill,
     "demo-task": cmd_demo_task,
     "search": cmd_search,
+    "report": cmd_report,
+    "demo": cmd_demo,
 }
 
 

@@ -274,8 +274,10 @@ class MeasuredLatency:
         from latbench.target import Target
 
         parsed = Target.parse(target)
-        self.backend = backend or default_registry().get_available(parsed.name)
-        self.target = self.backend.normalize(parsed)
+        if backend is None:
+            self.backend, self.target = default_registry().resolve(parsed)
+        else:
+            self.backend, self.target = backend, backend.normalize(parsed)
         self.fingerprint = collect(self.backend.fingerprint_extras())
         self.workload = workload
         self.samples = samples

@@ -312,8 +312,19 @@ AUTODISTIL_BASE = SearchSpace(
     ffn_ratios=(2.5, 3.0, 3.5, 4.0),
     head_size=64,
 )
+# Students of the built-in demo teacher (search.demo: 4 layers, hidden 128, 4 heads, FFN
+# 512): 72 of them, all measured by the ``demo`` profile plan's layer shapes.
+DEMO = SearchSpace(
+    name="demo",
+    layers=(1, 2, 3, 4),
+    hidden=(64, 96, 128),
+    heads=(2, 4),
+    ffn_ratios=(1.0, 2.0, 4.0),
+    vocab_size=256,
+    max_positions=128,
+)
 BUILTIN_SPACES: dict[str, SearchSpace] = {
-    s.name: s for s in (AUTODISTIL_TINY, AUTODISTIL_SMALL, AUTODISTIL_BASE, HAT, BERT_MINI)
+    s.name: s for s in (AUTODISTIL_TINY, AUTODISTIL_SMALL, AUTODISTIL_BASE, HAT, BERT_MINI, DEMO)
 }
 
 

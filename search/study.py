@@ -28,8 +28,9 @@ running the same command again resumes it. Workers record a heartbeat while a tr
 so a trial whose worker died is marked failed (``fail_stale_trials``) and retried once.
 
 Results (``write_results``): ``search.json`` — settings, the space, objective and cost
-model, reference point, hypervolume after each trial and the Pareto set — and
-``trials.csv`` (one row per trial).
+model, reference point, hypervolume after each trial, the Pareto set (with its full
+distillation and measured latency) and the teacher on the same axes — and ``trials.csv``
+(one row per trial). ``latbench report`` turns them into HTML and PNG.
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ from typing import Any
 import numpy as np
 
 from latbench.arch import Arch
-from latbench.db import default_worker, resolve_url
+from latbench.db import default_worker, redact_url, resolve_url
 from latbench.errors import ConfigError
 from latbench.files import atomic_output
 from search.objectives import AccuracyObjective, Evaluation, LatencyCost, LatencyEstimate
@@ -142,6 +143,26 @@ class ParetoMember:
 
 
 @dataclass(frozen=True)
+class TeacherPoint:
+    """The teacher on the same axes as its students, for reports: its development-set
+    accuracy (as the students' evaluations saw it), predicted latency and, when the
+    target is available, measured latency (side by side with the Pareto set)."""
+
+    arch: Arch
+    accuracy: float | None
+    predicted: LatencyEstimate
+    measured: LatencyEstimate | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "arch": self.arch.to_dict(),
+            "accuracy": self.accuracy,
+            "predicted": asdict(self.predicted),
+            "measured": None if self.measured is None else asdict(self.measured),
+        }
+
+
+@dataclass(frozen=True)
 class SearchOutcome:
     study_name: str
     storage: str
@@ -151,6 +172,7 @@ class SearchOutcome:
     hypervolume: tuple[float, ...]  # after each trial, in trial order
     settings: SearchSettings
     description: dict[str, Any]
+    teacher: TeacherPoint | None = None
 
     @property
     def evaluated(self) -> int:
@@ -545,13 +567,7 @@ def _canonical(value: Any) -> str:
 
 
 def _redact(url: str) -> str:
-    """``url`` without its password."""
-    scheme, sep, rest = url.partition("://")
-    if "@" not in rest:
-        return url
-    credentials, _, host = rest.rpartition("@")
-    user = credentials.split(":", 1)[0]
-    return f"{scheme}{sep}{user}:***@{host}"
+    return redact_url(url)
 
 
 # --- reading the study back ------------------------------------------------------------------
@@ -609,13 +625,23 @@ def finish(
     measured: LatencyCost | None = None,
     work_dir: Path | None = None,
     on_member: Callable[[int, int, TrialRecord], None] | None = None,
+    teacher: Arch | None = None,
+    latency: LatencyCost | None = None,
 ) -> SearchOutcome:
     """Fully evaluate the Pareto set (``final``: e.g. full distillation, students kept in
-    ``work_dir/pareto-NNNN``) and measure it on the target, side by side in one run."""
+    ``work_dir/pareto-NNNN``) and measure it on the target, side by side in one run.
+
+    With ``teacher`` (and ``latency``, the search's cost model) the teacher is priced and
+    measured with the Pareto set, so a report can place it on the same axes."""
     members = list(outcome.pareto)
+    archs = [m.trial.arch for m in members if m.trial.arch is not None]
+    measuring = archs + ([teacher] if teacher is not None else [])
     latencies: list[LatencyEstimate | None] = [None] * len(members)
-    if measured is not None and members:
-        latencies = list(measured.estimate([m.trial.arch for m in members if m.trial.arch is not None]))
+    teacher_measured = None
+    if measured is not None and measuring:
+        timed = list(measured.estimate(measuring))
+        latencies = list(timed[: len(members)])
+        teacher_measured = timed[len(members)] if teacher is not None else None
     done = []
     for i, (member, lat) in enumerate(zip(members, latencies, strict=True)):
         if on_member is not None:
@@ -625,7 +651,23 @@ def finish(
             out = None if work_dir is None else work_dir / f"pareto-{member.trial.number:04d}"
             evaluation = final.evaluate(member.trial.arch, out)
         done.append(replace(member, final=evaluation, final_latency=lat))
-    return replace(outcome, pareto=tuple(done))
+    point = outcome.teacher
+    if teacher is not None and latency is not None:
+        predicted = latency.estimate([teacher])[0]
+        point = TeacherPoint(teacher, teacher_accuracy(done, outcome.trials), predicted, teacher_measured)
+    return replace(outcome, pareto=tuple(done), teacher=point)
+
+
+def teacher_accuracy(pareto: Sequence[ParetoMember], trials: Sequence[TrialRecord]) -> float | None:
+    """The teacher's accuracy as the evaluations saw it: on the full development set when
+    the Pareto set was fully distilled, else on the proxy's (``None`` for the surrogate)."""
+    for member in pareto:
+        if member.final is not None and "teacher_accuracy" in member.final.metrics:
+            return float(member.final.metrics["teacher_accuracy"])
+    for record in trials:
+        if "teacher_accuracy" in record.metrics:
+            return float(record.metrics["teacher_accuracy"])
+    return None
 
 
 def write_results(
@@ -655,6 +697,7 @@ def write_results(
             for m in outcome.pareto
         ],
         "trials": [t.to_dict() for t in outcome.trials],
+        "teacher": None if outcome.teacher is None else outcome.teacher.to_dict(),
         **(extra or {}),
     }
     results = out / RESULTS_FILE

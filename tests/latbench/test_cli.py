@@ -450,6 +450,8 @@ def test_evaluate_scores_predictors_beside_a_re_measured_noise_floor(tmp_path: P
     assert "random split" in result.stdout and "hidden split" in result.stdout
     assert "noise floor n=" in result.stdout and "lut-block" in result.stdout
     report = json.loads((out / "evaluation.json").read_text())
+    assert report["format"] == "latbench-evaluation" and report["version"] == 1  # what reports read
+    assert report["command"][:2] == ["latbench", "evaluate"] and report["settings"]["split"] == "both"
     assert report["splits"]["random"]["noise_floor"]["n"] >= 1
     assert report["splits"]["random"]["predictors"]["lut-block"]["accuracy"]["n"] >= 1
     for name in ("random", "hidden"):
@@ -541,4 +543,16 @@ def test_specsheets_lists_devices_with_sources(capsys: pytest.CaptureFixture[str
     assert (
         sheets["nvidia-a100-sxm-80gb"]["peak_flops"]["bf16"]
         > sheets["nvidia-a100-sxm-80gb"]["peak_flops"]["fp32"]
+    )
+
+
+def test_a_target_setting_this_machine_cannot_run_is_a_one_line_error(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    pytest.importorskip("jax")
+    assert_user_error(
+        run_main(capsys, "profile", "--target", "xla:platform=tpu", "--plan", "quick", "--dry-run"),
+        "xla:platform=tpu",
+        "is not available here",
+        "no tpu device",
     )

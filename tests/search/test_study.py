@@ -267,3 +267,27 @@ def test_the_surrogate_is_deterministic_and_rewards_capacity() -> None:
     assert 0.5 < s.accuracy(small) < s.accuracy(big) < 0.92
     noisy = SurrogateAccuracy(seed=0)
     assert noisy.accuracy(small) == noisy.accuracy(small) != SurrogateAccuracy(seed=1).accuracy(small)
+
+
+def test_the_teacher_is_priced_and_measured_beside_the_pareto_set(
+    latency: PredictedLatency, tmp_path: Path
+) -> None:
+    outcome = run_search(
+        SearchSettings(trials=4, sampler="random"), SPACE, Counting(), latency,
+        storage=storage(tmp_path), study_name="t",
+    )  # fmt: skip
+    teacher = Arch.uniform(4, 64, 4, 256)
+    measured = MeasuredLatency("fake-cpu", WORKLOAD, samples=4, backend=FakeBackend())
+    final = finish(outcome, measured=measured, teacher=teacher, latency=latency)
+    assert final.teacher is not None and final.teacher.arch == teacher
+    assert final.teacher.accuracy is None  # the surrogate has no teacher
+    assert final.teacher.predicted.ms == latency.estimate([teacher])[0].ms
+    assert final.teacher.measured is not None and final.teacher.measured.measured
+    assert final.teacher.measured.ms == pytest.approx(
+        fake_latency_s(EncoderSpec(teacher, WORKLOAD)) * 1e3, rel=0.2
+    )
+    assert all(m.final_latency is not None for m in final.pareto)
+    document = json.loads(write_results(final, tmp_path / "out")[0].read_text())
+    assert document["teacher"]["arch"] == teacher.to_dict() and document["teacher"]["measured"]["ms"] > 0
+    predicted_only = finish(outcome, teacher=teacher, latency=latency)
+    assert predicted_only.teacher is not None and predicted_only.teacher.measured is None
