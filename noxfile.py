@@ -5,6 +5,8 @@
     .venv/bin/nox -s benchmarks     # noise floor, profiling throughput, additivity gap
     .venv/bin/nox -s predictor_benchmarks   # published models, learning curve, transfer, speed
     .venv/bin/nox -s distill_benchmarks     # students at measured speed-ups, ETD, proxy ranking
+    .venv/bin/nox -s search_benchmarks      # samplers' hypervolume against trials
+    .venv/bin/nox -s demo                   # `latbench demo`, then its report in headless Chromium
 
 Sessions reuse the interpreter nox runs under (venv_backend="none", tools called as
 ``python -m``) rather than building new environments: a fresh one would have to reinstall
@@ -62,3 +64,16 @@ def search_benchmarks(session: nox.Session) -> None:
     then GP against random on real proxy distillation of the demo teacher's students, and
     the Pareto set's predicted vs measured latency (~1 hour; see benchmarks/search_bench.py)."""
     session.run(PYTHON, "benchmarks/search_bench.py", *session.posargs, external=True)
+
+
+@nox.session(venv_backend="none")
+def demo(session: nox.Session) -> None:
+    """The README's first command (`latbench demo`, ~7 minutes on 2 cores), then its report
+    opened in headless Chromium (scripts/install-chromium), failing on console errors or
+    missing images; the screenshot is latbench-demo/report-screenshot.png."""
+    out = session.posargs[0] if session.posargs else "latbench-demo"
+    session.run(PYTHON, "-m", "latbench.cli", "demo", "--out", out, external=True)
+    session.run(
+        PYTHON, "-m", "reports.browser", f"{out}/report/report.html",
+        "--screenshot", f"{out}/report-screenshot.png", external=True,
+    )  # fmt: skip
