@@ -331,6 +331,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--teacher-steps", type=int, default=None, help="teacher training steps [search.demo default]"
     )
     p.add_argument("--no-baseline", action="store_true", help="skip the random-search baseline")
+    p.add_argument(
+        "--samples",
+        type=int,
+        default=None,
+        help="samples per spec when profiling (fewer: faster, noisier) [64]",
+    )
 
     p = sub.add_parser(
         "demo-task",
@@ -1324,7 +1330,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     teacher_steps = [] if args.teacher_steps is None else ["--teacher-steps", str(args.teacher_steps)]
     stage("demo task and teacher", ["demo-task", "--out", str(task), *teacher_steps])
-    stage("profile", ["profile", "--target", DEMO_TARGET, "--plan", args.plan, "--db", str(db)])
+    samples = [] if args.samples is None else ["--samples", str(_positive("--samples", args.samples))]
+    stage("profile", ["profile", "--target", DEMO_TARGET, "--plan", args.plan, "--db", str(db), *samples])
     stage("fit the search's cost model", ["fit", "--db", str(db), "--target", DEMO_TARGET,
                                           "--predictor", "lut-block", "--out", str(predictor)])  # fmt: skip
     stage("evaluate predictors", ["evaluate", "--db", str(db), "--target", DEMO_TARGET,

@@ -17,7 +17,7 @@ contexts = ["model"]
 [space]
 hidden = [64, 128]
 heads = [2, 4]
-ffn_ratios = [1.0, 4.0]
+ffn_ratios = [4.0]
 seq_lens = [128]
 layers = [1, 4]
 vocab_size = 256
@@ -33,7 +33,7 @@ def test_the_demo_runs_every_stage_and_writes_the_report(
     plan.write_text(PLAN)
     out = tmp_path / "demo"
     args = ["demo", "--out", str(out), "--plan", str(plan), "--teacher-steps", "5", "--trials", "2",
-            "--proxy-steps", "2", "--final-epochs", "0.005"]  # fmt: skip
+            "--proxy-steps", "2", "--final-epochs", "0.005", "--samples", "8"]  # fmt: skip
     code = main(args)
     stdout, err = capsys.readouterr()
     assert code == 0, err
