@@ -58,6 +58,10 @@ class Fingerprint:
     device_platform: str = ""
     device_kind: str = ""
     device_count: int = 0
+    #: The GPU's maximum SM and memory clocks (``nvidia-smi``'s ``clocks.max.sm`` and
+    #: ``clocks.max.mem``, MHz), for CUDA targets; optional like the device fields above.
+    gpu_sm_clock_mhz: int = 0
+    gpu_mem_clock_mhz: int = 0
     hostname: str = field(default="", compare=False)
 
     @property
@@ -94,7 +98,13 @@ class Fingerprint:
         return text
 
 
-_OPTIONAL_FIELDS = ("device_platform", "device_kind", "device_count")
+_OPTIONAL_FIELDS = (
+    "device_platform",
+    "device_kind",
+    "device_count",
+    "gpu_sm_clock_mhz",
+    "gpu_mem_clock_mhz",
+)
 
 
 def library_versions(names: tuple[str, ...] = TRACKED_LIBRARIES) -> tuple[tuple[str, str], ...]:

@@ -56,7 +56,7 @@ class OnnxRuntimeCPUBackend(Backend):
         }
         options = ort.SessionOptions()
         options.graph_optimization_level = levels[str(target.get("opt_level"))]
-        options.intra_op_num_threads = int(target.get("threads"))  # type: ignore[arg-type]
+        options.intra_op_num_threads = int(target.get("threads", 1))  # type: ignore[arg-type]
         options.inter_op_num_threads = 1
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
@@ -70,14 +70,9 @@ class OnnxRuntimeCPUBackend(Backend):
     def prepare(self, spec: Spec, target: Target) -> Prepared:
         import onnxruntime as ort
 
-        from latbench.models.onnx_export import export_onnx
-        from latbench.models.torch_modules import build
-
         self.check_spec(spec)
         start = time.perf_counter()
-        built = build(spec)
-        model = export_onnx(built)
-        feeds = {name: x.numpy() for name, x in zip(built.input_names, built.inputs, strict=True)}
+        model, feeds, instances_per_call = export_spec(spec)
         try:
             session = ort.InferenceSession(
                 model, self.session_options(target), providers=["CPUExecutionProvider"]
@@ -98,9 +93,21 @@ class OnnxRuntimeCPUBackend(Backend):
             session,
             feeds,
             time.perf_counter() - start,
-            built.instances_per_call,
+            instances_per_call,
             profile_kernels,
         )
+
+
+def export_spec(spec: Spec) -> tuple[bytes, dict[str, np.ndarray], int]:
+    """The ONNX graph of ``spec`` (static shapes), its input feeds by name, and how many spec
+    instances one call runs: what every ONNX Runtime target loads."""
+    from latbench.models.onnx_export import export_onnx
+    from latbench.models.torch_modules import build
+
+    built = build(spec)
+    model = export_onnx(built)
+    feeds = {name: x.numpy() for name, x in zip(built.input_names, built.inputs, strict=True)}
+    return model, feeds, built.instances_per_call
 
 
 class OrtPrepared(Prepared):

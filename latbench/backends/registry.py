@@ -18,6 +18,10 @@ BUILTIN: dict[str, str] = {
     "torch-cpu": "latbench.backends.torch_cpu:TorchCPUBackend",
     "onnxruntime-cpu": "latbench.backends.onnxruntime_cpu:OnnxRuntimeCPUBackend",
     "xla": "latbench.backends.xla:XlaBackend",
+    "onnxruntime-cuda": "latbench.backends.onnxruntime_gpu:OnnxRuntimeCudaBackend",
+    "onnxruntime-tensorrt": "latbench.backends.onnxruntime_gpu:OnnxRuntimeTensorRTBackend",
+    "tensorrt": "latbench.backends.tensorrt:TensorRTBackend",
+    "torch-cuda": "latbench.backends.torch_cuda:TorchCudaBackend",
 }
 
 
