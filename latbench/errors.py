@@ -34,3 +34,10 @@ class MeasurementError(LatbenchError):
     """A spec that could not be built or run on its target (out of memory, a runtime error)."""
 
     exit_code = 1
+
+
+def first_line(exc: BaseException) -> str:
+    """The first non-empty line of ``exc``'s message (its type's name when it has none):
+    the part of a library's multi-line error that fits a one-line reason."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return lines[0] if lines else type(exc).__name__

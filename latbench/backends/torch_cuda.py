@@ -62,7 +62,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from latbench.backends.base import THREADS, Availability, Backend, Prepared, Setting
-from latbench.errors import ConfigError, TargetUnavailableError
+from latbench.errors import ConfigError, TargetUnavailableError, first_line
 from latbench.specs import Spec
 from latbench.target import SettingValue, Target
 from latbench.timing import Timer
@@ -94,7 +94,7 @@ class TorchCudaBackend(Backend):
         except ImportError as exc:
             return Availability(False, f"torch is not installed ({exc}); {INSTALL_HINT}")
         except Exception as exc:  # a broken install must not break `latbench devices`
-            return Availability(False, f"torch cannot be imported ({_first_line(exc)})")
+            return Availability(False, f"torch cannot be imported ({first_line(exc)})")
         return torch_availability(torch)
 
     def target_availability(self, target: Target) -> Availability:
@@ -110,7 +110,7 @@ class TorchCudaBackend(Backend):
                 return Availability(False, f"no CUDA device {index}: {count} visible (devices 0-{count - 1})")
             name = torch.cuda.get_device_name(index)
         except Exception as exc:
-            return Availability(False, f"CUDA device {index} cannot be queried ({_first_line(exc)})")
+            return Availability(False, f"CUDA device {index} cannot be queried ({first_line(exc)})")
         if target.get("mode") == "compile":
             problem = triton_problem()
             if problem:
@@ -320,7 +320,7 @@ def torch_availability(torch: ModuleType | Any) -> Availability:
     try:
         count = torch.cuda.device_count() if torch.cuda.is_available() else 0
     except Exception as exc:
-        return Availability(False, f"no CUDA device visible ({_first_line(exc)})")
+        return Availability(False, f"no CUDA device visible ({first_line(exc)})")
     if not count:
         return Availability(
             False,
@@ -329,7 +329,7 @@ def torch_availability(torch: ModuleType | Any) -> Availability:
     try:
         names = sorted({str(torch.cuda.get_device_name(i)) for i in range(count)})
     except Exception as exc:
-        return Availability(False, f"CUDA devices cannot be queried ({_first_line(exc)})")
+        return Availability(False, f"CUDA devices cannot be queried ({first_line(exc)})")
     return Availability(True, f"torch {version}, CUDA {cuda}: {count} × {', '.join(names)}")
 
 
@@ -354,7 +354,7 @@ def triton_problem() -> str:
     except ImportError as exc:
         return f"mode=compile needs triton, which is not installed ({exc}); pip install triton"
     except Exception as exc:
-        return f"mode=compile needs triton, which cannot be imported ({_first_line(exc)})"
+        return f"mode=compile needs triton, which cannot be imported ({first_line(exc)})"
     return ""
 
 
@@ -481,8 +481,3 @@ def _capture(module: Any, inputs: tuple[Any, ...], device: Any) -> tuple[Any, An
         output = module(*inputs)
     torch.cuda.synchronize(device)
     return graph, output
-
-
-def _first_line(exc: BaseException) -> str:
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    return lines[0] if lines else type(exc).__name__

@@ -43,7 +43,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from latbench.backends.base import Availability, Backend, Prepared, Setting
-from latbench.errors import ConfigError, TargetUnavailableError
+from latbench.errors import ConfigError, TargetUnavailableError, first_line
 from latbench.fingerprint import usable_cpus
 from latbench.specs import Spec
 from latbench.target import SettingValue, Target
@@ -81,11 +81,11 @@ class XlaBackend(Backend):
         except ImportError as exc:
             return Availability(False, f"jax is not installed ({exc}); {INSTALL_HINT}")
         except Exception as exc:  # a broken install must not break `latbench devices`
-            return Availability(False, f"jax cannot be imported ({_first_line(exc)}); {INSTALL_HINT}")
+            return Availability(False, f"jax cannot be imported ({first_line(exc)}); {INSTALL_HINT}")
         try:
             devices = jax.devices()
         except Exception as exc:
-            return Availability(False, f"jax {jax.__version__} finds no device: {_first_line(exc)}")
+            return Availability(False, f"jax {jax.__version__} finds no device: {first_line(exc)}")
         return Availability(
             True, f"jax {jax.__version__}, default platform {devices[0].platform}: {_describe(devices)}"
         )
@@ -239,7 +239,7 @@ def _find_devices(platform: str) -> tuple[list[Any], str]:
     try:
         devices = jax.devices() if platform == "auto" else jax.devices(platform)
     except RuntimeError as exc:
-        return [], f"JAX finds no {platform} device ({_first_line(exc)[:200]})"
+        return [], f"JAX finds no {platform} device ({first_line(exc)[:200]})"
     return list(devices), ""
 
 
@@ -267,8 +267,3 @@ def _cpu_threads_problem(threads: int) -> str:
 def _describe(devices: Sequence[Any]) -> str:
     kinds = sorted({str(d.device_kind) for d in devices})
     return f"{len(devices)} × {', '.join(kinds)}"
-
-
-def _first_line(exc: BaseException) -> str:
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    return lines[0] if lines else type(exc).__name__

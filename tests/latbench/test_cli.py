@@ -16,6 +16,7 @@ import pytest
 
 from latbench.cli import main
 from latbench.db import MeasurementDB
+from latbench.testing.cli import assert_user_error
 
 TINY_PLAN = """
 name = "tiny"
@@ -61,16 +62,6 @@ def plan(tmp_path: Path) -> Path:
     path = tmp_path / "tiny.toml"
     path.write_text(TINY_PLAN)
     return path
-
-
-def assert_user_error(result: subprocess.CompletedProcess[str] | tuple[int, str], *needles: str) -> None:
-    code, err = (result.returncode, result.stderr) if not isinstance(result, tuple) else result
-    assert code == 2, err
-    assert "Traceback" not in err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("latbench: error: "), err
-    for needle in needles:
-        assert needle in lines[0]
 
 
 def run_main(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:

@@ -51,18 +51,9 @@ from latbench.plans import QUICK
 from latbench.specs import BlockSpec, EncoderSpec, OpSpec, layer_ops, with_workload
 from latbench.target import Target
 from latbench.testing.backend_contract import LAYER, SPECS, BackendContract, W
+from latbench.testing.cli import assert_user_error
 
 GPU_TARGETS = ("onnxruntime-cuda", "onnxruntime-tensorrt", "tensorrt")
-
-
-def assert_user_error(result: tuple[int, str], *needles: str) -> None:
-    code, err = result
-    assert code == 2, err
-    assert "Traceback" not in err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("latbench: error: "), err
-    for needle in needles:
-        assert needle in lines[0]
 
 
 def _ort_has(provider: str) -> bool:

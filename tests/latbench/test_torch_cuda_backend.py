@@ -33,6 +33,7 @@ from latbench.fingerprint import collect
 from latbench.specs import BlockSpec
 from latbench.target import Target
 from latbench.testing.backend_contract import LAYER, BackendContract, W
+from latbench.testing.cli import assert_user_error
 
 HAS_CUDA = torch.cuda.is_available()
 needs_gpu = pytest.mark.skipif(not HAS_CUDA, reason="needs a CUDA GPU and a CUDA build of torch")
@@ -48,15 +49,6 @@ def latbench(*args: str) -> subprocess.CompletedProcess[str]:
         timeout=300,
         env=dict(os.environ),
     )
-
-
-def assert_user_error(result: subprocess.CompletedProcess[str], *needles: str) -> None:
-    assert result.returncode == 2, result.stderr
-    assert "Traceback" not in result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("latbench: error: "), result.stderr
-    for needle in needles:
-        assert needle in lines[0]
 
 
 # --- availability ---------------------------------------------------------------------------
