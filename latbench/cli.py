@@ -8,6 +8,7 @@ Commands: ``devices``, ``profile``, ``measure``, ``fit``, ``evaluate``, ``predic
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -278,6 +279,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--study", help="study name (workers sharing one study use the same) [search]")
     p.add_argument("--heartbeat-s", type=int, help="a running trial's heartbeat period; one silent "
                    "for four periods is failed and retried by another worker [30]")  # fmt: skip
+    p.add_argument("--workers", type=int, help="worker processes on this machine sharing the study "
+                   "(the cores are shared out among them; measurements wait until no worker trains); "
+                   "extra workers log to OUT/worker-K.log [1]")  # fmt: skip
+    p.add_argument("--worker", type=int, metavar="K", help="run as extra worker K (1, 2, ...) of a "
+                   "shared study: evaluate trials until the study holds --trials, then exit without "
+                   "the Pareto set's distillation or results (one worker without --worker does those; "
+                   "K varies the sampler's seed)")  # fmt: skip
     p.add_argument("--out", help="output folder (search.json, trials.csv, Pareto students)")
     p.add_argument("--proxy-steps", type=int, help="steps of each proxy distillation [300]")
     p.add_argument("--proxy-examples", type=int, help="training examples of the proxy [2000]")
@@ -1094,6 +1102,8 @@ SEARCH_DEFAULTS: dict[str, Any] = {
     "storage": None,
     "study": "search",
     "heartbeat_s": 30,
+    "workers": 1,
+    "worker": 0,
     "out": None,
     "proxy_steps": 300,
     "proxy_examples": 2000,
@@ -1123,9 +1133,16 @@ def search_options(args: argparse.Namespace) -> dict[str, Any]:
         missing += [f"--{k}" for k in ("teacher", "data") if not options[k]]
     if missing:
         raise ConfigError(f"latbench search needs {', '.join(missing)} (on the command line or in --config)")
-    for name in ("batch", "seq", "trials", "startup_trials", "proxy_steps", "proxy_examples", "heartbeat_s"):
+    positive = ("batch", "seq", "trials", "startup_trials", "proxy_steps", "proxy_examples", "heartbeat_s")
+    positive += ("workers",)
+    for name in positive:
         if isinstance(options[name], bool) or not isinstance(options[name], int) or options[name] <= 0:
             raise ConfigError(f"{name} must be a positive integer, got {options[name]!r}")
+    worker = options["worker"]
+    if isinstance(worker, bool) or not isinstance(worker, int) or worker < 0:
+        raise ConfigError(f"worker must be a positive integer (an extra worker's number), got {worker!r}")
+    if worker and options["workers"] > 1:
+        raise ConfigError("--worker K runs one extra worker; it cannot start --workers of its own")
     return options
 
 
@@ -1136,7 +1153,16 @@ def cmd_search(args: argparse.Namespace) -> int:
     from search.distill import DistillConfig
     from search.objectives import PredictedLatency, ProxyDistillation, SurrogateAccuracy
     from search.space import load_space
-    from search.study import SearchSettings, extremes, finish, run_search, write_results
+    from search.study import (
+        SearchSettings,
+        extremes,
+        finish,
+        load_outcome,
+        open_study,
+        run_search,
+        write_results,
+    )
+    from search.workers import LocalWorkers, MachineLock, threads_per_worker, worker_command
 
     o = search_options(args)
     # Everything that can be checked is checked before the first trial.
@@ -1163,20 +1189,35 @@ def cmd_search(args: argparse.Namespace) -> int:
             steps=o["proxy_steps"], max_examples=o["proxy_examples"], checkpoint_every=0, seed=o["seed"]
         )
         objective = ProxyDistillation(o["teacher"], o["data"], o["dev"], proxy)
-        if not o["no_final"]:
+        if not o["no_final"] and not o["worker"]:
             full = DistillConfig(epochs=float(o["final_epochs"]), seed=o["seed"])
             final = ProxyDistillation(o["teacher"], o["data"], o["dev"], full, int8=True)
     objective.check(extremes(space))
     out.mkdir(parents=True, exist_ok=True)
+    workers, worker = o["workers"], o["worker"]
+    lock = MachineLock(out) if workers > 1 or worker else None
+    if workers > 1:
+        import torch
+
+        torch.set_num_threads(threads_per_worker(workers))
     console.print(
-        f"searching {space.name} ({space.count():,} students) with {settings.sampler}: "
+        (f"worker {worker}: " if worker else "")
+        + f"searching {space.name} ({space.count():,} students) with {settings.sampler}: "
         f"{settings.trials} trials, latency from {latency.loaded.predictor.name} for "
         f"{latency.loaded.target} at b={workload.batch} s={workload.seq_len}"
         + (f", budget {settings.budget_ms} ms" if settings.budget_ms else "")
-        + (f", measuring on {measured.target}" if measured else ""),
+        + (f", measuring on {measured.target}" if measured else "")
+        + (f"; {workers} workers of {threads_per_worker(workers)} threads" if workers > 1 else ""),
         markup=False,
     )
-    with _training_bar("searching") as bar:
+    common = {"storage": storage, "study_name": o["study"], "measured": measured}
+    common["heartbeat_s"] = o["heartbeat_s"]
+    helpers = contextlib.nullcontext(None)
+    if workers > 1:  # the study (and its startup design) exists before the other workers start
+        open_study(settings, space, objective, latency, **common)
+        commands = [worker_command(args.argv, k, storage, o["study"]) for k in range(1, workers)]
+        helpers = LocalWorkers(commands, out, threads_per_worker(workers))
+    with helpers as local, _training_bar("searching") as bar:
         task = bar.add_task("", total=settings.trials)
 
         def on_trial(record, records, hv: float) -> None:  # type: ignore[no-untyped-def]
@@ -1195,18 +1236,25 @@ def cmd_search(args: argparse.Namespace) -> int:
                 steps = " · ".join(f"{m.latency_ms:.2f} ms {m.accuracy:.3f}" for m in front)
                 label = record.arch.short_label
                 bar.console.print(f"trial {record.number} ({label}) joins the front: {steps}", markup=False)
+            for line in local.failures() if local is not None else ():
+                print(f"latbench: warning: {line}", file=sys.stderr)
 
         outcome = run_search(
-            settings,
-            space,
-            objective,
-            latency,
-            storage=storage,
-            study_name=o["study"],
-            measured=measured,
-            on_trial=on_trial,
-            heartbeat_s=o["heartbeat_s"],
+            settings, space, objective, latency, on_trial=on_trial, worker=worker, lock=lock, **common
         )
+        if local is not None and local.running():
+            bar.update(task, description=f"waiting for {local.running()} worker(s) to finish their trials")
+        for line in local.wait() if local is not None else ():
+            print(f"latbench: warning: {line}", file=sys.stderr)
+    if worker:
+        console.print(
+            f"worker {worker}: the study holds {outcome.evaluated} evaluated students; the worker "
+            "without --worker distils the Pareto set and writes the results",
+            markup=False,
+        )
+        return 0
+    if local is not None:  # the other workers' last trials included
+        outcome = load_outcome(settings, storage=storage, study_name=o["study"])
     # the teacher on the students' axes, when it can run the workload they were priced at
     teacher = None if o["surrogate"] else objective.teacher.arch
     if teacher is not None and teacher.max_positions < workload.seq_len:

@@ -55,6 +55,7 @@ from latbench.errors import ConfigError
 from latbench.files import atomic_output
 from search.objectives import AccuracyObjective, Evaluation, LatencyCost, LatencyEstimate
 from search.space import SearchSpace
+from search.workers import MachineLock
 
 SAMPLERS = ("gp", "optuna-gp", "tpe", "nsga2", "random")
 STARTUPS = ("predictor", "sampler")
@@ -63,6 +64,8 @@ TRIALS_FILE = "trials.csv"
 FORMAT_VERSION = 1
 _ATTR = "latbench"
 HEARTBEAT_INTERVAL_S = 30
+WORKER_SEED_STRIDE = 7919  # worker k samples with seed + k * this
+SQLITE_TIMEOUT_S = 120  # how long a worker waits for another one's SQLite write
 
 
 @dataclass(frozen=True)
@@ -327,8 +330,13 @@ def open_storage(url: str, heartbeat_s: int = HEARTBEAT_INTERVAL_S):  # type: ig
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                resolved = resolve_url(url)
+                # several processes on one SQLite file: a writer waits for the others' writes
+                sqlite = resolved.startswith("sqlite")
+                engine = {"connect_args": {"timeout": SQLITE_TIMEOUT_S}} if sqlite else {}
                 return RDBStorage(
-                    resolve_url(url),
+                    resolved,
+                    engine_kwargs=engine,
                     heartbeat_interval=heartbeat_s,
                     grace_period=4 * heartbeat_s,
                     heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1),
@@ -354,7 +362,7 @@ def extremes(space: SearchSpace) -> tuple[Arch, Arch]:
     return smallest, space.from_indices([n - 1 for n in space.choice_counts])
 
 
-def run_search(
+def open_study(
     settings: SearchSettings,
     space: SearchSpace,
     objective: AccuracyObjective,
@@ -363,11 +371,14 @@ def run_search(
     storage: str,
     study_name: str,
     measured: LatencyCost | None = None,
-    on_trial: Callable[[TrialRecord, list[TrialRecord], float], None] | None = None,
-    work_dir: Path | None = None,
     heartbeat_s: int = HEARTBEAT_INTERVAL_S,
-) -> SearchOutcome:
-    """Run (or resume) the study until it holds ``settings.trials`` evaluated students."""
+    worker: int = 0,
+):  # type: ignore[no-untyped-def]
+    """The Optuna study ``study_name`` in ``storage``: created with its description, reference
+    point and startup design, or, when it exists, checked to be the same search.
+
+    ``worker`` (0 for the first or only worker) varies the sampler's seed, so workers
+    sharing a study do not all draw the same students."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -386,7 +397,7 @@ def run_search(
         directions=["maximize", "minimize"],
         sampler=make_sampler(
             settings.sampler,
-            settings.seed,
+            settings.seed + WORKER_SEED_STRIDE * worker,
             settings.startup_trials,
             space=space,
             latency=latency,
@@ -406,7 +417,35 @@ def run_search(
                 study.enqueue_trial(_params(space, indices), skip_if_exists=True)
     else:
         _check_same_study(saved, description, study_name)
-        description = saved
+    return study
+
+
+def run_search(
+    settings: SearchSettings,
+    space: SearchSpace,
+    objective: AccuracyObjective,
+    latency: LatencyCost,
+    *,
+    storage: str,
+    study_name: str,
+    measured: LatencyCost | None = None,
+    on_trial: Callable[[TrialRecord, list[TrialRecord], float], None] | None = None,
+    work_dir: Path | None = None,
+    heartbeat_s: int = HEARTBEAT_INTERVAL_S,
+    worker: int = 0,
+    lock: MachineLock | None = None,
+) -> SearchOutcome:
+    """Run (or resume) the study (``open_study``) until it holds ``settings.trials``
+    evaluated students, other workers' included (with several workers, up to one more per
+    other worker). ``lock`` keeps this worker's measurements apart from the training of
+    other workers on the same machine (``search.workers``)."""
+    import optuna
+
+    study = open_study(
+        settings, space, objective, latency, storage=storage, study_name=study_name,
+        measured=measured, heartbeat_s=heartbeat_s, worker=worker,
+    )  # fmt: skip
+    description = study.user_attrs[_ATTR]
     reference = (float(description["reference"][0]), float(description["reference"][1]))
     distributions = _distributions(space)
     skipped = 0
@@ -417,7 +456,7 @@ def run_search(
             trial = study.ask(distributions)
         arch = space.from_indices([trial.params[d] for d in space.dimensions])
         try:
-            record = _run_trial(trial, arch, settings, objective, latency, measured, records, work_dir)
+            record = _run_trial(trial, arch, settings, objective, latency, measured, records, work_dir, lock)
         except BaseException as exc:  # the trial must not stay RUNNING
             trial.set_user_attr("error", f"{type(exc).__name__}: {exc}")
             with _quiet_optuna():
@@ -437,6 +476,27 @@ def run_search(
         records = collect_records(study)  # other workers' trials included
         if on_trial is not None:
             on_trial(record, records, hypervolume(_front_points(records), reference))
+    return _outcome(study, settings, storage, study_name)
+
+
+def load_outcome(settings: SearchSettings, *, storage: str, study_name: str) -> SearchOutcome:
+    """The study as it is now (e.g. once every worker has finished), as a ``SearchOutcome``."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        study = optuna.load_study(study_name=study_name, storage=open_storage(storage))
+    except KeyError:
+        raise ConfigError(f"no study {study_name!r} in {_redact(storage)}") from None
+    if _ATTR not in study.user_attrs:
+        raise ConfigError(f"study {study_name!r} in {_redact(storage)} is not a latbench search")
+    return _outcome(study, settings, storage, study_name)
+
+
+def _outcome(study: Any, settings: SearchSettings, storage: str, study_name: str) -> SearchOutcome:
+    description = study.user_attrs[_ATTR]
+    reference = (float(description["reference"][0]), float(description["reference"][1]))
+    records = collect_records(study)
     return SearchOutcome(
         study_name=study_name,
         storage=_redact(storage),
@@ -458,6 +518,7 @@ def _run_trial(
     measured: LatencyCost | None,
     records: list[TrialRecord],
     work_dir: Path | None,
+    lock: MachineLock | None,
 ) -> TrialRecord:
     (predicted,) = latency.estimate([arch])
     trial.set_user_attr("arch", arch.to_dict())
@@ -474,7 +535,8 @@ def _run_trial(
         _constrain(trial, predicted.low_ms - budget)
         return _record_from(trial.number, "COMPLETE", arch, dict(trial.user_attrs), 0.0, predicted.ms)
     if budget is not None and measured is not None and predicted.straddles(budget):
-        (used,) = measured.estimate([arch])
+        with lock.measuring() if lock else contextlib.nullcontext():
+            (used,) = measured.estimate([arch])
         trial.set_user_attr("measured", {"ms": used.ms, "iqr_ms": used.iqr_ms})
     if budget is not None:
         _constrain(trial, used.ms - budget)
@@ -484,7 +546,7 @@ def _run_trial(
         evaluation = Evaluation(same.accuracy, dict(same.metrics))
         trial.set_user_attr("reused", same.number)
     else:
-        with _Heartbeat(trial):
+        with _Heartbeat(trial), lock.training() if lock else contextlib.nullcontext():
             out = None if work_dir is None else work_dir / f"trial-{trial.number:04d}"
             evaluation = objective.evaluate(arch, out)
     trial.set_user_attr("metrics", evaluation.metrics)

@@ -1,0 +1,174 @@
+"""`latbench search --workers N` on one machine: extra worker processes share the SQLite
+study, the cores are shared out, and measurements never overlap a worker's training."""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from latbench.cli import build_parser, main
+from latbench.testing.cli import assert_user_error
+from search.workers import LocalWorkers, MachineLock, threads_per_worker, worker_command
+
+optuna = pytest.importorskip("optuna")
+
+
+def test_threads_are_shared_out_among_workers() -> None:
+    assert threads_per_worker(2, cores=16) == 8
+    assert threads_per_worker(3, cores=16) == 5
+    assert threads_per_worker(4, cores=2) == 1  # never zero
+    assert threads_per_worker(1, cores=2) == 2
+
+
+def test_an_extra_worker_runs_this_search_as_a_worker_of_the_same_study() -> None:
+    command = worker_command(["search", "--workers", "3", "--trials", "9"], 2, "sqlite:///s.db", "mine")
+    assert command[:3] == [sys.executable, "-m", "latbench.cli"]
+    args = build_parser().parse_args(command[3:])
+    assert (args.workers, args.worker, args.storage, args.study) == (1, 2, "sqlite:///s.db", "mine")
+    assert args.trials == 9
+
+
+def test_a_waiting_measurement_goes_before_later_training_and_runs_alone(tmp_path: Path) -> None:
+    lock = MachineLock(tmp_path)
+    events: list[str] = []
+    release_first = threading.Event()
+
+    def first_training() -> None:
+        with lock.training():
+            events.append("train-1 start")
+            release_first.wait(10)
+            events.append("train-1 end")
+
+    def measurement() -> None:
+        with lock.measuring():
+            events.append("measure start")
+            time.sleep(0.3)
+            events.append("measure end")
+
+    def second_training() -> None:
+        with lock.training():
+            events.append("train-2 start")
+
+    threads = [threading.Thread(target=f) for f in (first_training, measurement, second_training)]
+    threads[0].start()
+    time.sleep(0.2)
+    threads[1].start()  # waits for training 1
+    time.sleep(0.2)
+    threads[2].start()  # asks after the measurement: waits behind it
+    time.sleep(0.2)
+    assert events == ["train-1 start"]
+    release_first.set()
+    for t in threads:
+        t.join(10)
+    assert events == ["train-1 start", "train-1 end", "measure start", "measure end", "train-2 start"]
+
+
+def test_trainings_share_the_lock(tmp_path: Path) -> None:
+    lock = MachineLock(tmp_path)
+    inside = threading.Barrier(2, timeout=5)
+
+    def train() -> None:
+        with lock.training():
+            inside.wait()  # both are inside at once, or this times out
+
+    threads = [threading.Thread(target=train) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert not inside.broken
+
+
+def test_workers_get_their_share_of_threads_log_apart_and_failures_are_reported(tmp_path: Path) -> None:
+    ok = [sys.executable, "-c", "import os; print('threads', os.environ['OMP_NUM_THREADS'])"]
+    bad = [sys.executable, "-c", "raise SystemExit(3)"]
+    with LocalWorkers([ok, bad], tmp_path, threads=4) as workers:
+        failures = workers.wait(poll_s=0.05)
+    assert (tmp_path / "worker-1.log").read_text().strip() == "threads 4"
+    assert failures == [f"worker 2 exited with code 3; its log: {tmp_path / 'worker-2.log'}"]
+    assert workers.failures() == []  # reported once
+
+
+def test_leaving_early_interrupts_the_workers(tmp_path: Path) -> None:
+    sleeper = [sys.executable, "-c", "import time; print('up', flush=True); time.sleep(60)"]
+    start = time.monotonic()
+    with pytest.raises(KeyboardInterrupt), LocalWorkers([sleeper], tmp_path, threads=1) as workers:
+        deadline = time.monotonic() + 30
+        while "up" not in (tmp_path / "worker-1.log").read_text() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        raise KeyboardInterrupt
+    assert workers.running() == 0
+    assert time.monotonic() - start < 30
+    assert "KeyboardInterrupt" in (tmp_path / "worker-1.log").read_text()
+
+
+def test_two_local_workers_share_the_sqlite_study(
+    student_search_files: tuple[Path, Path],
+    teacher_dir: Path,
+    data_files: tuple[Path, Path],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    space, predictor = student_search_files
+    out = tmp_path / "out"
+    code = main(["search", "--space", str(space), "--predictor", str(predictor),
+                 "--teacher", str(teacher_dir), "--data", str(data_files[0]), "--dev", str(data_files[1]),
+                 "--no-final", "--sampler", "tpe", "--startup-trials", "2", "--trials", "8",
+                 "--proxy-steps", "40", "--workers", "2", "--out", str(out)])  # fmt: skip
+    stdout, err = capsys.readouterr()
+    assert code == 0, err
+    assert "2 workers of" in stdout
+    log = (out / "worker-1.log").read_text()
+    assert "worker 1: searching" in log and "worker 1: the study holds" in log, log
+    document = json.loads((out / "search.json").read_text())
+    storage = optuna.storages.RDBStorage(f"sqlite:///{out / 'study.db'}")
+    try:
+        trials = optuna.load_study(study_name="search", storage=storage).get_trials()
+    finally:
+        storage.engine.dispose()
+    assert [t.number for t in trials] == list(range(len(trials)))  # none lost, none twice
+    assert all(t.state == optuna.trial.TrialState.COMPLETE for t in trials)
+    assert 8 <= len(trials) <= 9 and document["evaluated_trials"] == len(trials)  # the last ones included
+    assert len({t.user_attrs["worker"] for t in trials}) == 2, "both workers took trials"
+
+
+@pytest.mark.parametrize(
+    ("extra", "needle"),
+    [
+        (["--workers", "0"], "workers must be a positive integer"),
+        (["--worker", "-1"], "worker must be a positive integer"),
+        (["--worker", "1", "--workers", "2"], "cannot start --workers of its own"),
+    ],
+)
+def test_bad_worker_options_are_one_line_errors(
+    student_search_files: tuple[Path, Path],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    extra: list[str],
+    needle: str,
+) -> None:
+    space, predictor = student_search_files
+    code = main(["search", "--surrogate", "--space", str(space), "--predictor", str(predictor),
+                 "--out", str(tmp_path / "o"), *extra])  # fmt: skip
+    assert_user_error((code, capsys.readouterr().err), needle)
+    assert not (tmp_path / "o").exists()
+
+
+def test_an_extra_worker_evaluates_trials_and_leaves_the_results_to_the_first(
+    student_search_files: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    space, predictor = student_search_files
+    out = tmp_path / "o"
+    common = ["search", "--surrogate", "--space", str(space), "--predictor", str(predictor)]
+    common += ["--out", str(out)]
+    assert main([*common, "--worker", "1", "--trials", "4"]) == 0
+    stdout = capsys.readouterr().out
+    assert "worker 1: the study holds 4 evaluated students" in stdout
+    assert not (out / "search.json").exists() and (out / "study.db").is_file()
+    assert main([*common, "--trials", "4"]) == 0  # the first worker: nothing left but the results
+    assert json.loads((out / "search.json").read_text())["evaluated_trials"] == 4
