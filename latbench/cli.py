@@ -268,6 +268,10 @@ def build_parser() -> argparse.ArgumentParser:
         "objectives; tpe: for many workers; nsga2; random: the baseline [gp]",
     )
     p.add_argument("--trials", type=int, help="students to evaluate (over-budget ones are free) [30]")
+    p.add_argument("--reference-accuracy", type=float, help="the hypervolume's reference accuracy: fronts "
+                   "are compared on what they gain above it (e.g. the majority-class rate) [0]")  # fmt: skip
+    p.add_argument("--reference-ms", type=float, help="the hypervolume's reference latency in ms [the "
+                   "budget, else 1.1x the predicted latency of the space's largest student]")  # fmt: skip
     p.add_argument("--seed", type=int, help="random seed [0]")
     p.add_argument(
         "--startup",
@@ -1097,6 +1101,8 @@ SEARCH_DEFAULTS: dict[str, Any] = {
     "sampler": "gp",
     "trials": 30,
     "seed": 0,
+    "reference_accuracy": 0.0,
+    "reference_ms": None,
     "startup": "predictor",
     "startup_trials": 8,
     "storage": None,
@@ -1174,6 +1180,8 @@ def cmd_search(args: argparse.Namespace) -> int:
         budget_ms=o["budget_ms"],
         startup=o["startup"],
         startup_trials=o["startup_trials"],
+        reference_accuracy=o["reference_accuracy"],
+        reference_latency_ms=o["reference_ms"],
     )
     workload = Workload(o["batch"], o["seq"])
     latency = PredictedLatency(o["predictor"], workload)
@@ -1212,9 +1220,11 @@ def cmd_search(args: argparse.Namespace) -> int:
     )
     common = {"storage": storage, "study_name": o["study"], "measured": measured}
     common["heartbeat_s"] = o["heartbeat_s"]
+    # The study (and its startup design) exists before any other worker starts, and a study
+    # that exists with other settings is refused before the live display.
+    open_study(settings, space, objective, latency, worker=worker, **common)
     helpers = contextlib.nullcontext(None)
-    if workers > 1:  # the study (and its startup design) exists before the other workers start
-        open_study(settings, space, objective, latency, **common)
+    if workers > 1:
         commands = [worker_command(args.argv, k, storage, o["study"]) for k in range(1, workers)]
         helpers = LocalWorkers(commands, out, threads_per_worker(workers))
     with helpers as local, _training_bar("searching") as bar:

@@ -417,6 +417,12 @@ def open_study(
                 study.enqueue_trial(_params(space, indices), skip_if_exists=True)
     else:
         _check_same_study(saved, description, study_name)
+        wanted_ms = settings.reference_latency_ms
+        if wanted_ms is not None and not np.isclose(float(saved["reference"][1]), wanted_ms):
+            raise ConfigError(
+                f"study {study_name!r} exists with the reference latency {saved['reference'][1]:g} ms, "
+                f"not {wanted_ms:g} ms; resume it with the same reference, or give a new --study name"
+            )
     return study
 
 

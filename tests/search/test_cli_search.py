@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from latbench.cli import main
+from latbench.testing.cli import assert_user_error
 
 pytest.importorskip("optuna")
 
@@ -121,3 +122,28 @@ def test_bad_search_settings_fail_in_one_line_before_any_trial(
     assert code == 2, (stdout, err)
     assert message in err and err.count("\n") <= 2 and "Traceback" not in err
     assert not (tmp_path / "o" / "study.db").exists()
+
+
+def test_the_reference_point_is_chosen_on_the_command_line_and_kept_by_the_study(
+    files: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    space, predictor = files
+    out = tmp_path / "o"
+    common = ["search", "--surrogate", "--space", str(space), "--predictor", str(predictor)]
+    common += ["--no-measure", "--out", str(out)]
+    code, _, err = run(capsys, *common, "--trials", "3", "--reference-accuracy", "0.5", "--reference-ms", "9")
+    assert code == 0, err
+    document = json.loads((out / "search.json").read_text())
+    assert document["reference"] == [0.5, 9.0]
+    accuracies = [t["accuracy"] for t in document["trials"]]
+    assert document["hypervolume"][-1] <= (max(accuracies) - 0.5) * 9.0
+    code, _, err = run(capsys, *common, "--trials", "4", "--reference-accuracy", "0.5")  # resumes
+    assert code == 0, err
+    assert json.loads((out / "search.json").read_text())["reference"] == [0.5, 9.0]
+    code, _, err = run(capsys, *common, "--trials", "4", "--reference-accuracy", "0.5", "--reference-ms", "8")
+    assert_user_error((code, err), "reference latency 9 ms, not 8 ms")
+    code, _, err = run(capsys, *common, "--reference-accuracy", "0.2")
+    assert_user_error((code, err), "exists with another settings")
+    code, _, err = run(capsys, *common, "--reference-accuracy", "1.5", "--out", str(tmp_path / "p"))
+    assert_user_error((code, err), "reference_accuracy must be in [0, 1)")
+    assert not (tmp_path / "p").exists()
