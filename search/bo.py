@@ -11,13 +11,14 @@ among many students whose latency is known:
    choices given to all), plus in a per-layer space every homogeneous student (when
    there are at most 5,000), minus those already evaluated or running; their latency is
    predicted, and students predicted over the budget are dropped.
-2. **Model**: a Gaussian process (Matérn 5/2 with one length scale per feature, plus a
-   noise term; scikit-learn) fitted on the evaluated students' accuracy. A student's
-   features are its choice indices scaled to [0, 1] (in a per-layer space also their
-   mean over its layers, and the choices of layers beyond its depth filled with that
-   mean) and its log predicted latency and log parameter count, both scaled to [0, 1]
-   over the pool.
-3. **Acquisition**: the expected hypervolume improvement of each pooled student, which
+2. **Model**: a ridge trend plus a Gaussian process (Matérn 5/2 with one length scale
+   per feature, plus a noise term; scikit-learn) fitted on the evaluated students'
+   accuracy (``AccuracyModel``). A student's features are its choice indices scaled to
+   [0, 1] (in a per-layer space the depth, the width and the mean of the per-layer
+   choices over its layers) and its log predicted latency and log parameter count, both
+   scaled to [0, 1] over the pool.
+3. **Acquisition**: the expected hypervolume improvement of each pooled student (over the
+   model's uncertainty about its accuracy, without the evaluation noise), which
    is exact and cheap when latency is known: with the front as a step function F(x) (the
    best accuracy at latency <= x), a student at latency l and accuracy ~ N(mu, sigma^2)
    adds E[max(0, a - F(x))] at every x in [l, reference latency], the expected
@@ -108,16 +109,20 @@ def _normal_cdf(z: np.ndarray) -> np.ndarray:
 
 
 def features(space: SearchSpace, archs: Sequence[Arch], latency_ms: np.ndarray) -> np.ndarray:
-    """The GP's inputs: scaled choice indices, log latency and log parameters."""
+    """The model's inputs: choice indices scaled to [0, 1] (in a per-layer space, the depth,
+    the width and the per-layer choices' mean over the student's layers), log latency and
+    log parameters.
+
+    A per-layer space is described by its layers' mean choices because a search distils
+    tens of students, far too few to learn what each layer's position adds: one column
+    per layer slot gave the Gaussian process a dozen dimensions it could not fit and
+    made it chase noise (benchmarks/search_bench.py)."""
     rows = []
     for arch in archs:
         vector = space.encode(arch)
         if space.per_layer:
-            depth = arch.num_layers
             slots = vector[2:].reshape(space.max_layers, 2)
-            mean = slots[:depth].mean(axis=0)
-            slots[depth:] = mean
-            vector = np.concatenate([vector[:2], mean, slots.ravel()])
+            vector = np.concatenate([vector[:2], slots[: arch.num_layers].mean(axis=0)])
         rows.append(vector)
     logs = np.column_stack([np.log(latency_ms), np.log([float(a.params) for a in archs])])
     return np.hstack([np.array(rows), logs])
@@ -138,12 +143,16 @@ def _log_scaler(*blocks: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
 
 
 class AccuracyModel:
-    """Accuracy as a trend in size plus a Gaussian process on what the trend misses.
+    """Accuracy as a trend plus a Gaussian process on what the trend misses.
 
-    The trend is a ridge regression on the log latency and log parameter columns and their
-    squares (accuracy grows with capacity and saturates), so the model extrapolates
-    sensibly from a handful of students; the GP (Matérn 5/2, one length scale per feature,
-    plus a noise term) learns the rest and gives the uncertainty."""
+    The trend is a ridge regression on every feature (each choice, log latency, log
+    parameters) and the squares of the two logs: accuracy grows with each kind of
+    capacity and saturates with size, so the model extrapolates sensibly from a handful
+    of students and already tells which choices buy accuracy at a given latency. The GP
+    (Matérn 5/2, one length scale per feature, plus a noise term) learns the rest and
+    gives the uncertainty. ``predict`` gives the uncertainty of the accuracy itself, not
+    of a new noisy evaluation of it: the search wants students that are good, not ones
+    that might draw a lucky evaluation."""
 
     def __init__(self, seed: int) -> None:
         self.seed = seed
@@ -151,7 +160,7 @@ class AccuracyModel:
     @staticmethod
     def _trend_inputs(x: np.ndarray) -> np.ndarray:
         logs = x[:, -2:]
-        return np.hstack([logs, logs**2])
+        return np.hstack([x, logs**2])
 
     def fit(self, x: np.ndarray, y: np.ndarray) -> AccuracyModel:
         from sklearn.gaussian_process import GaussianProcessRegressor
@@ -171,9 +180,12 @@ class AccuracyModel:
         return self
 
     def predict(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Mean and standard deviation of the accuracy at ``x``."""
+        """Mean and standard deviation of the (noise-free) accuracy at ``x``."""
         mean, std = self.gp.predict(x, return_std=True)
-        return self.trend.predict(self._trend_inputs(x)) + mean, std
+        # sklearn's std includes the fitted noise term (in units of the normalised target)
+        noise = self.gp.kernel_.k2.noise_level * float(np.ravel(self.gp._y_train_std)[0]) ** 2
+        latent = np.sqrt(np.maximum(std**2 - noise, 0.0))
+        return self.trend.predict(self._trend_inputs(x)) + mean, latent
 
 
 class PredictorGuidedProposer:

@@ -61,14 +61,31 @@ def test_ehvi_is_the_mean_improvement_over_the_accuracy_distribution() -> None:
     assert alone[0] == pytest.approx(0.4 * 8.0)
 
 
-def test_features_fill_the_layers_a_per_layer_student_lacks_with_its_mean() -> None:
+def test_a_per_layer_student_is_described_by_its_layers_mean_choices() -> None:
     one = Arch(hidden=64, heads=(4,), ffn=(128,))
-    x = features(SPACE, [one], np.array([2.0]))
-    # layers, hidden, mean heads, mean ffn, 3 x (heads, ffn), log ms, log params
-    assert x.shape == (1, 2 + 2 + 3 * 2 + 2)
+    two = Arch(hidden=64, heads=(2, 4), ffn=(256, 128))
+    x = features(SPACE, [one, two], np.array([2.0, 3.0]))
+    # layers, hidden, mean heads, mean ffn, log ms, log params
+    assert x.shape == (2, 2 + 2 + 2)
     assert list(x[0, :4]) == [0.0, 1.0, 1.0, 0.0]
-    assert list(x[0, 4:10]) == [1.0, 0.0] * 3
+    assert list(x[1, :4]) == [0.5, 1.0, 0.5, 0.5]
     assert x[0, -2] == pytest.approx(np.log(2.0)) and x[0, -1] == pytest.approx(np.log(one.params))
+
+
+def test_the_model_learns_a_noisy_accuracy_and_its_uncertainty_leaves_the_noise_out() -> None:
+    from search.bo import AccuracyModel
+
+    rng = np.random.default_rng(0)
+    x = rng.uniform(size=(40, 3))
+    truth = 0.8 + 0.05 * x[:, 0] + 0.03 * np.sin(3 * x[:, 1])
+    model = AccuracyModel(seed=0).fit(x, truth + rng.normal(0, 0.01, size=40))
+    test = rng.uniform(size=(200, 3))
+    mean, std = model.predict(test)
+    expected = 0.8 + 0.05 * test[:, 0] + 0.03 * np.sin(3 * test[:, 1])
+    assert np.sqrt(np.mean((mean - expected) ** 2)) < 0.01  # better than one noisy evaluation
+    at_data, std_at_data = model.predict(x)
+    assert np.median(std_at_data) < 0.01  # the noise (sd 0.01) is not counted as uncertainty
+    assert np.median(std) >= np.median(std_at_data)
 
 
 def observations(latency: PredictedLatency, n: int, seed: int = 0) -> list[Observation]:
