@@ -9,12 +9,14 @@ reused by a rerun):
   onnxruntime-cpu (~90 s, once) and a ``lut-block`` predictor fitted on it (batch 1,
   sequence 128).
 * **surrogate**: each sampler over ``--seeds`` seeds on the inexpensive accuracy surrogate
-  (``search.objectives.SurrogateAccuracy``), ``--trials`` trials each (GP: ``--gp-trials``,
+  (``search.objectives.SurrogateAccuracy``), ``--trials`` trials each (Optuna's GP: ``--gp-trials``,
   since its model costs seconds per trial and it only has to beat random early), on a per-layer
   space within the quick plan's range (hidden 128-384, 2-6 layers, 4 or 8 heads and FFN
   ratio 2-4 per layer: 5.6 million students). One fixed reference point for every run:
   accuracy 0.5 (the surrogate's floor) and 1.1x the predicted latency of the largest
-  student. Printed: median hypervolume (and its range over seeds) at 10/20/30/60/90
+  student. ``--noise`` sets the standard deviation of the surrogate's evaluation noise
+  (0.003 by default; 0 makes it deterministic, with its studies in another file).
+  Printed: median hypervolume (and its range over seeds) at 10/20/30/60/90
   trials, its ratio to random's at equal trials, the trials each sampler needs to reach
   95% of the best hypervolume any run found, and the trials the default sampler (``gp``)
   and Optuna's GP need to reach random's 90-trial hypervolume; twice: for the accuracies
@@ -96,7 +98,7 @@ def predictor_file(data: Path, plan: str = "quick") -> Path:
     return path
 
 
-def surrogate(data: Path, seeds: int, trials: int, gp_trials: int) -> dict[str, Any]:
+def surrogate(data: Path, seeds: int, trials: int, gp_trials: int, noise: float = 0.003) -> dict[str, Any]:
     latency = PredictedLatency(predictor_file(data), WORKLOAD)
     largest = SPACE.from_indices([n - 1 for n in SPACE.choice_counts])
     reference = (0.5, 1.1 * latency.estimate([largest])[0].ms)
@@ -104,6 +106,7 @@ def surrogate(data: Path, seeds: int, trials: int, gp_trials: int) -> dict[str, 
         f"space {SPACE.name}: {SPACE.count():,} students; "
         f"reference point {reference[0]}, {reference[1]:.3f} ms"
     )
+    db = "surrogate.db" if noise == 0.003 else f"surrogate-noise-{noise:g}.db"
     curves: dict[str, list[list[float]]] = {}
     true_curves: dict[str, list[list[float]]] = {}
     for sampler, startup, length in RUNS:
@@ -122,9 +125,9 @@ def surrogate(data: Path, seeds: int, trials: int, gp_trials: int) -> dict[str, 
             outcome = run_search(
                 settings,
                 SPACE,
-                SurrogateAccuracy(seed=seed),
+                SurrogateAccuracy(seed=seed, noise=noise),
                 latency,
-                storage=f"sqlite:///{data / 'surrogate.db'}",
+                storage=f"sqlite:///{data / db}",
                 study_name=f"{name}-{seed}",
             )
             curve = per_evaluated(outcome)
@@ -267,6 +270,10 @@ def main(argv: list[str] | None = None) -> int:
         "--gp-trials", type=int, default=40, help="trials of the GP runs (each costs seconds of fitting) [40]"
     )
     parser.add_argument("--proxy-trials", type=int, default=12)
+    parser.add_argument(
+        "--noise", type=float, default=0.003,
+        help="standard deviation of the surrogate's evaluation noise (0: a deterministic surrogate) [0.003]",
+    )  # fmt: skip
     parser.add_argument("--json", help="also write the figures here")
     parser.add_argument(
         "--table", help="print the surrogate tables again from a --json file of an earlier run"
@@ -288,7 +295,7 @@ def main(argv: list[str] | None = None) -> int:
     if "predictor" in sections:
         figures["predictor"] = str(predictor_file(data))
     if "surrogate" in sections:
-        figures["surrogate"] = surrogate(data, args.seeds, args.trials, args.gp_trials)
+        figures["surrogate"] = surrogate(data, args.seeds, args.trials, args.gp_trials, args.noise)
     if "proxy" in sections:
         figures["proxy"] = proxy(data, args.proxy_trials, args.seeds)
     if args.json:
