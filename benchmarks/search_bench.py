@@ -27,9 +27,10 @@ reused by a rerun):
 * **proxy**: the real objective at a small budget: proxy distillation (150 steps on 2,000
   examples) of students of the built-in demo teacher (72 students: 1-4 layers, hidden
   64-128, 2 or 4 heads, FFN ratio 1-4), GP against random, 12 trials each over
-  ``--seeds`` seeds, latency from a lut-block predictor fitted on the ``demo`` plan (which
-  covers these students); then the GP seed-0 run's Pareto set measured on onnxruntime-cpu
-  side by side, printed beside its predicted latencies.
+  ``--seeds`` seeds (each with its own distillation seed), latency from a lut-block
+  predictor fitted on the ``demo`` plan (which covers these students); then the GP seed-0
+  run's Pareto set measured on onnxruntime-cpu side by side, printed beside its predicted
+  latencies.
 
 The surrogate section times nothing; the predictor and proxy sections time the CPU, so run
 the benchmark alone.
@@ -42,6 +43,7 @@ import json
 import statistics
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -212,7 +214,11 @@ def proxy(data: Path, trials: int, seeds: int) -> dict[str, Any]:
         steps=150, max_examples=2000, learning_rate=5e-4, losses=LossWeights(logits=1.0, hidden=1.0),
         dropout=0.0, checkpoint_every=0,
     )  # fmt: skip
-    objective = ProxyDistillation(files.teacher, files.train, files.dev, config)
+    # one distillation seed per search seed: the proxy's own noise is part of the objective
+    objectives = [
+        ProxyDistillation(files.teacher, files.train, files.dev, replace(config, seed=seed))
+        for seed in range(seeds)
+    ]
     largest = DEMO_SPACE.from_indices([n - 1 for n in DEMO_SPACE.choice_counts])
     reference = (0.5, 1.1 * latency.estimate([largest])[0].ms)
     count = DEMO_SPACE.count()
@@ -227,7 +233,7 @@ def proxy(data: Path, trials: int, seeds: int) -> dict[str, Any]:
             )  # fmt: skip
             start = time.perf_counter()
             outcome = run_search(
-                settings, DEMO_SPACE, objective, latency,
+                settings, DEMO_SPACE, objectives[seed], latency,
                 storage=f"sqlite:///{data / 'proxy.db'}", study_name=f"{sampler}-{seed}-{trials}",
             )  # fmt: skip
             curve = per_evaluated(outcome)
