@@ -269,7 +269,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--trials", type=int, help="students to evaluate (over-budget ones are free) [30]")
     p.add_argument("--reference-accuracy", type=float, help="the hypervolume's reference accuracy: fronts "
-                   "are compared on what they gain above it (e.g. the majority-class rate) [0]")  # fmt: skip
+                   "are compared on what they gain above it (e.g. the majority-class rate); a study "
+                   "keeps it, so give the same value when resuming [0]")  # fmt: skip
     p.add_argument("--reference-ms", type=float, help="the hypervolume's reference latency in ms [the "
                    "budget, else 1.1x the predicted latency of the space's largest student]")  # fmt: skip
     p.add_argument("--seed", type=int, help="random seed [0]")
@@ -284,12 +285,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--heartbeat-s", type=int, help="a running trial's heartbeat period; one silent "
                    "for four periods is failed and retried by another worker [30]")  # fmt: skip
     p.add_argument("--workers", type=int, help="worker processes on this machine sharing the study "
-                   "(the cores are shared out among them; measurements wait until no worker trains); "
-                   "extra workers log to OUT/worker-K.log [1]")  # fmt: skip
-    p.add_argument("--worker", type=int, metavar="K", help="run as extra worker K (1, 2, ...) of a "
-                   "shared study: evaluate trials until the study holds --trials, then exit without "
-                   "the Pareto set's distillation or results (one worker without --worker does those; "
-                   "K varies the sampler's seed)")  # fmt: skip
+                   "(the cores are shared out among them; a measurement waits until no search on this "
+                   "machine trains); extra workers log to OUT/worker-K.log [1]")  # fmt: skip
+    p.add_argument("--worker", type=int, metavar="K", help="run as extra worker K of a shared study: "
+                   "evaluate trials until the study holds --trials, then exit without the Pareto set's "
+                   "distillation or results (one worker without --worker does those). K varies the "
+                   "sampler's seed, so give each worker its own (--workers N takes 1 to N-1)")  # fmt: skip
     p.add_argument("--out", help="output folder (search.json, trials.csv, Pareto students)")
     p.add_argument("--proxy-steps", type=int, help="steps of each proxy distillation [300]")
     p.add_argument("--proxy-examples", type=int, help="training examples of the proxy [2000]")
@@ -1203,7 +1204,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     objective.check(extremes(space))
     out.mkdir(parents=True, exist_ok=True)
     workers, worker = o["workers"], o["worker"]
-    lock = MachineLock(out) if workers > 1 or worker else None
+    lock = MachineLock.for_this_machine()
     if workers > 1:
         import torch
 

@@ -22,11 +22,13 @@ Latency (``LatencyCost``: ``estimate(archs) -> list[LatencyEstimate]``):
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import math
+import sys
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -294,9 +296,10 @@ class MeasuredLatency:
         for spec in specs:
             self.backend.check_spec(spec)
         settings = ProtocolSettings(samples=self.samples, min_samples=min(16, self.samples))
-        measured = measure_specs(
-            self.backend, self.target, self.fingerprint, specs, settings, worker=default_worker()
-        )
+        with _torch_threads_kept():  # a torch target sets the process's threads to its own
+            measured = measure_specs(
+                self.backend, self.target, self.fingerprint, specs, settings, worker=default_worker()
+            )
         out = []
         for m in measured:
             st = m.stats
@@ -312,3 +315,16 @@ class MeasuredLatency:
             "workload": self.workload.to_dict(),
             "samples": self.samples,
         }
+
+
+@contextlib.contextmanager
+def _torch_threads_kept() -> Iterator[None]:
+    """Restore torch's intra-op thread count afterwards (when torch is loaded), so that a
+    search's training after a measurement keeps its share of the cores."""
+    torch = sys.modules.get("torch")
+    threads = torch.get_num_threads() if torch is not None else None
+    try:
+        yield
+    finally:
+        if torch is not None and threads is not None and torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)

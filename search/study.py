@@ -540,21 +540,22 @@ def _run_trial(
         trial.set_user_attr("skipped", True)
         _constrain(trial, predicted.low_ms - budget)
         return _record_from(trial.number, "COMPLETE", arch, dict(trial.user_attrs), 0.0, predicted.ms)
-    if budget is not None and measured is not None and predicted.straddles(budget):
-        with lock.measuring() if lock else contextlib.nullcontext():
-            (used,) = measured.estimate([arch])
-        trial.set_user_attr("measured", {"ms": used.ms, "iqr_ms": used.iqr_ms})
-    if budget is not None:
-        _constrain(trial, used.ms - budget)
-    same = next((r for r in records if r.evaluated and r.reused is None and r.arch == arch), None)
-    if same is not None:
-        assert same.accuracy is not None
-        evaluation = Evaluation(same.accuracy, dict(same.metrics))
-        trial.set_user_attr("reused", same.number)
-    else:
-        with _Heartbeat(trial), lock.training() if lock else contextlib.nullcontext():
-            out = None if work_dir is None else work_dir / f"trial-{trial.number:04d}"
-            evaluation = objective.evaluate(arch, out)
+    with _Heartbeat(trial):  # from here on the trial may wait (for the lock) and work for long
+        if budget is not None and measured is not None and predicted.straddles(budget):
+            with lock.measuring() if lock else contextlib.nullcontext():
+                (used,) = measured.estimate([arch])
+            trial.set_user_attr("measured", {"ms": used.ms, "iqr_ms": used.iqr_ms})
+        if budget is not None:
+            _constrain(trial, used.ms - budget)
+        same = next((r for r in records if r.evaluated and r.reused is None and r.arch == arch), None)
+        if same is not None:
+            assert same.accuracy is not None
+            evaluation = Evaluation(same.accuracy, dict(same.metrics))
+            trial.set_user_attr("reused", same.number)
+        else:
+            with lock.training() if lock else contextlib.nullcontext():
+                out = None if work_dir is None else work_dir / f"trial-{trial.number:04d}"
+                evaluation = objective.evaluate(arch, out)
     trial.set_user_attr("metrics", evaluation.metrics)
     trial.set_user_attr("seconds", evaluation.seconds)
     return _record_from(trial.number, "COMPLETE", arch, dict(trial.user_attrs), evaluation.accuracy, used.ms)

@@ -13,7 +13,12 @@ Two things keep workers from spoiling each other's numbers:
   trains on the same cores measures the contention, not the student. Training holds a
   shared lock, measuring an exclusive one, and a gate lock makes a waiting measurement go
   first (new trainings wait behind it), so a measurement starts when the trainings running
-  then have finished and runs alone.
+  then have finished and runs alone. Every search on the machine (any ``--out``, any
+  ``--worker``) takes the same lock, in the temporary folder.
+
+The extra workers run in their own sessions, so a Ctrl-C reaches only the first process,
+which passes one interrupt on to each of them: they mark their running trials failed and
+exit, and running the command again resumes the study.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -35,6 +41,7 @@ except ImportError:  # pragma: no cover - Windows
     fcntl = None  # type: ignore[assignment]
 
 LOCK_FILE = ".latbench-machine.lock"
+INTERRUPT_GRACE_S = 150.0  # an interrupted worker may wait for SQLite (study.SQLITE_TIMEOUT_S)
 
 
 def usable_cores() -> int:
@@ -56,6 +63,12 @@ class MachineLock:
         self.folder = Path(folder)
         self.data = self.folder / LOCK_FILE
         self.gate = self.folder / (LOCK_FILE + ".gate")
+
+    @classmethod
+    def for_this_machine(cls) -> MachineLock:
+        """The lock every search of this user on this machine shares."""
+        uid = os.getuid() if hasattr(os, "getuid") else 0
+        return cls(Path(tempfile.gettempdir()) / f"latbench-{uid}")
 
     @contextlib.contextmanager
     def _locked(self, path: Path, mode: int) -> Iterator[None]:
@@ -95,10 +108,10 @@ class _Worker:
 
 
 class LocalWorkers:
-    """``count`` extra worker processes running ``command(k)`` for k = 1..count, each
+    """One extra worker process per command (worker k runs ``commands[k - 1]``), each
     logging to ``out/worker-k.log``, with ``threads`` torch threads each. Use as a context
-    manager: leaving it early (an error, Ctrl-C) interrupts the workers, whose running
-    trials are then marked failed and retried by the next run."""
+    manager: leaving it early (an error, Ctrl-C) interrupts the workers, which mark their
+    running trials failed and exit; running the search again resumes the study."""
 
     def __init__(self, commands: Sequence[Sequence[str]], out: str | Path, threads: int) -> None:
         self.commands = [list(c) for c in commands]
@@ -109,11 +122,22 @@ class LocalWorkers:
 
     def __enter__(self) -> LocalWorkers:
         env = {**os.environ, "OMP_NUM_THREADS": str(self.threads), "MKL_NUM_THREADS": str(self.threads)}
-        for k, command in enumerate(self.commands, start=1):
-            log_path = self.out / f"worker-{k}.log"
-            log = open(log_path, "ab")  # closed in __exit__
-            process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
-            self.workers.append(_Worker(k, process, log_path, log))
+        try:
+            for k, command in enumerate(self.commands, start=1):
+                log_path = self.out / f"worker-{k}.log"
+                log = open(log_path, "ab")  # closed in __exit__
+                try:
+                    # its own session: the terminal's Ctrl-C reaches only this process
+                    process = subprocess.Popen(
+                        command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
+                    )
+                except BaseException:
+                    log.close()
+                    raise
+                self.workers.append(_Worker(k, process, log_path, log))
+        except BaseException:
+            self.__exit__(*sys.exc_info())
+            raise
         return self
 
     def failures(self) -> list[str]:
@@ -144,7 +168,7 @@ class LocalWorkers:
             for w in self.workers:
                 w.log.close()
 
-    def _interrupt(self, grace_s: float = 30.0) -> None:
+    def _interrupt(self, grace_s: float = INTERRUPT_GRACE_S) -> None:
         for w in self.workers:
             if w.process.poll() is None:
                 w.process.send_signal(signal.SIGINT)  # the worker fails its trial and exits

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -56,9 +57,9 @@ def test_a_waiting_measurement_goes_before_later_training_and_runs_alone(tmp_pat
 
     threads = [threading.Thread(target=f) for f in (first_training, measurement, second_training)]
     threads[0].start()
-    time.sleep(0.2)
-    threads[1].start()  # waits for training 1
-    time.sleep(0.2)
+    wait_for(lambda: events == ["train-1 start"])
+    threads[1].start()  # waits for training 1, holding the gate
+    wait_for(lambda: gate_held(lock))
     threads[2].start()  # asks after the measurement: waits behind it
     time.sleep(0.2)
     assert events == ["train-1 start"]
@@ -66,6 +67,46 @@ def test_a_waiting_measurement_goes_before_later_training_and_runs_alone(tmp_pat
     for t in threads:
         t.join(10)
     assert events == ["train-1 start", "train-1 end", "measure start", "measure end", "train-2 start"]
+
+
+def wait_for(condition, timeout_s: float = 10.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
+def gate_held(lock: MachineLock) -> bool:
+    import fcntl
+
+    with open(lock.gate, "a+b") as fh:
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+        return False
+
+
+def test_every_search_on_the_machine_shares_one_lock(tmp_path: Path) -> None:
+    assert MachineLock.for_this_machine().data == MachineLock.for_this_machine().data
+    assert str(MachineLock.for_this_machine().folder).startswith(tempfile.gettempdir())
+
+
+def test_a_measurement_leaves_the_training_threads_as_they_were() -> None:
+    torch = pytest.importorskip("torch")
+    from latbench.arch import Arch, Workload
+    from search.objectives import MeasuredLatency
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        measured = MeasuredLatency("torch-cpu:threads=1", Workload(1, 8), samples=3)
+        (estimate,) = measured.estimate([Arch(hidden=16, heads=(2,), ffn=(32,), vocab_size=32)])
+        assert estimate.measured and estimate.ms > 0
+        assert torch.get_num_threads() == 2  # the target ran on 1 thread, training keeps 2
+    finally:
+        torch.set_num_threads(before)
 
 
 def test_trainings_share_the_lock(tmp_path: Path) -> None:
@@ -118,8 +159,8 @@ def test_two_local_workers_share_the_sqlite_study(
     out = tmp_path / "out"
     code = main(["search", "--space", str(space), "--predictor", str(predictor),
                  "--teacher", str(teacher_dir), "--data", str(data_files[0]), "--dev", str(data_files[1]),
-                 "--no-final", "--sampler", "tpe", "--startup-trials", "2", "--trials", "8",
-                 "--proxy-steps", "40", "--workers", "2", "--out", str(out)])  # fmt: skip
+                 "--no-final", "--sampler", "tpe", "--startup-trials", "2", "--trials", "10",
+                 "--proxy-steps", "60", "--workers", "2", "--out", str(out)])  # fmt: skip
     stdout, err = capsys.readouterr()
     assert code == 0, err
     assert "2 workers of" in stdout
@@ -133,7 +174,7 @@ def test_two_local_workers_share_the_sqlite_study(
         storage.engine.dispose()
     assert [t.number for t in trials] == list(range(len(trials)))  # none lost, none twice
     assert all(t.state == optuna.trial.TrialState.COMPLETE for t in trials)
-    assert 8 <= len(trials) <= 9 and document["evaluated_trials"] == len(trials)  # the last ones included
+    assert 10 <= len(trials) <= 11 and document["evaluated_trials"] == len(trials)  # the last ones included
     assert len({t.user_attrs["worker"] for t in trials}) == 2, "both workers took trials"
 
 
