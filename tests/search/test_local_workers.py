@@ -4,6 +4,7 @@ study, the cores are shared out, and measurements never overlap a worker's train
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 import tempfile
 import threading
@@ -13,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from latbench.cli import build_parser, main
+from latbench.db import default_worker
 from latbench.testing.cli import assert_user_error
 from search.workers import LocalWorkers, MachineLock, threads_per_worker, worker_command
 
@@ -175,7 +177,45 @@ def test_two_local_workers_share_the_sqlite_study(
     assert [t.number for t in trials] == list(range(len(trials)))  # none lost, none twice
     assert all(t.state == optuna.trial.TrialState.COMPLETE for t in trials)
     assert 10 <= len(trials) <= 11 and document["evaluated_trials"] == len(trials)  # the last ones included
+    # Which process took how many depends on how fast worker 1 starts (it loads torch and the
+    # teacher while this one already runs trials); both taking trials is checked below.
+    takers = {t.user_attrs["worker"] for t in trials}
+    assert default_worker() in takers and len(takers) <= 2
+
+
+def test_workers_started_together_on_one_sqlite_study_both_take_trials(
+    student_search_files: tuple[Path, Path],
+    teacher_dir: Path,
+    data_files: tuple[Path, Path],
+    tmp_path: Path,
+) -> None:
+    space, predictor = student_search_files
+    out = tmp_path / "out"
+    out.mkdir()
+    args = ["search", "--space", str(space), "--predictor", str(predictor), "--teacher", str(teacher_dir),
+            "--data", str(data_files[0]), "--dev", str(data_files[1]), "--no-final", "--sampler", "tpe",
+            "--startup-trials", "2", "--trials", "8", "--proxy-steps", "2", "--out", str(out)]  # fmt: skip
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-m", "latbench.cli", *args, "--worker", str(k)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for k in (1, 2)
+    ]
+    for process in processes:
+        output, _ = process.communicate(timeout=240)
+        assert process.returncode == 0, output
+    storage = optuna.storages.RDBStorage(f"sqlite:///{out / 'study.db'}")
+    try:
+        trials = optuna.load_study(study_name="search", storage=storage).get_trials()
+    finally:
+        storage.engine.dispose()
+    assert [t.number for t in trials] == list(range(len(trials)))  # none lost, none twice
+    assert all(t.state == optuna.trial.TrialState.COMPLETE for t in trials) and 8 <= len(trials) <= 9
     assert len({t.user_attrs["worker"] for t in trials}) == 2, "both workers took trials"
+    assert not (out / "search.json").exists()  # extra workers leave the results to the first
 
 
 @pytest.mark.parametrize(
