@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 #: One colour per series, the same across figures (matplotlib's tab10).
 COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f")
@@ -139,9 +140,7 @@ def front_plot(
     ax.set_title(title, fontsize=10)
     ax.grid(True, color="0.92")
     ax.legend(loc="lower right", fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    _save(plt, fig, path)
 
 
 def hypervolume_plot(
@@ -162,9 +161,7 @@ def hypervolume_plot(
     ax.set_title(f"{title}\nreference point: accuracy {reference[0]:g}, {reference[1]:.3g} ms", fontsize=10)
     ax.grid(True, color="0.92")
     ax.legend(loc="lower right", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    _save(plt, fig, path)
 
 
 def breakdown_plot(
@@ -195,6 +192,10 @@ def breakdown_plot(
     ax.set_ylabel("student")
     ax.set_title(title, fontsize=10)
     ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=7)
+    _save(plt, fig, path)
+
+
+def _save(plt: Any, fig: Any, path: str | Path) -> None:
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)

@@ -34,7 +34,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from latbench.errors import ConfigError
+from latbench.errors import ConfigError, first_line
 from latbench.fingerprint import usable_cpus
 from latbench.measurement import KernelTime
 from latbench.specs import Spec
@@ -46,6 +46,19 @@ from latbench.timing import Timer
 class Availability:
     available: bool
     reason: str = ""
+
+
+def import_for_availability(module: str, hint: str) -> tuple[Any, Availability | None]:
+    """``(module, None)``, or ``(None, why not)`` when ``module`` is not installed or its
+    import fails: a broken install of one target's library must not break `latbench devices`."""
+    import importlib
+
+    try:
+        return importlib.import_module(module), None
+    except ImportError as exc:
+        return None, Availability(False, f"{module} is not installed ({exc}); {hint}")
+    except Exception as exc:
+        return None, Availability(False, f"{module} cannot be imported ({first_line(exc)}); {hint}")
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from latbench.backends.base import Availability, Prepared, Setting
+from latbench.backends.base import Availability, Prepared, Setting, import_for_availability
 from latbench.backends.onnxruntime_cpu import OPT_LEVELS, OnnxRuntimeCPUBackend, export_spec
 from latbench.errors import TargetUnavailableError
 from latbench.specs import Spec
@@ -123,12 +123,9 @@ class _OrtGpuBackend(OnnxRuntimeCPUBackend):
     PRECISIONS = ("fp32",)
 
     def availability(self) -> Availability:
-        try:
-            import onnxruntime as ort
-        except ImportError as exc:
-            return Availability(False, f"onnxruntime is not installed ({exc}); pip install onnxruntime-gpu")
-        except Exception as exc:  # a broken install must not break `latbench devices`
-            return Availability(False, f"onnxruntime cannot be imported ({type(exc).__name__}: {exc})")
+        ort, missing = import_for_availability("onnxruntime", "pip install onnxruntime-gpu")
+        if missing:
+            return missing
         if self.provider not in ort.get_available_providers():
             return Availability(
                 False,

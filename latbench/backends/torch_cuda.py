@@ -61,7 +61,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from latbench.backends.base import THREADS, Availability, Backend, Prepared, Setting
+from latbench.backends.base import THREADS, Availability, Backend, Prepared, Setting, import_for_availability
 from latbench.errors import ConfigError, TargetUnavailableError, first_line
 from latbench.specs import Spec
 from latbench.target import SettingValue, Target
@@ -89,13 +89,8 @@ class TorchCudaBackend(Backend):
     PRECISIONS = ("fp32", "fp16", "bf16")
 
     def availability(self) -> Availability:
-        try:
-            import torch
-        except ImportError as exc:
-            return Availability(False, f"torch is not installed ({exc}); {INSTALL_HINT}")
-        except Exception as exc:  # a broken install must not break `latbench devices`
-            return Availability(False, f"torch cannot be imported ({first_line(exc)})")
-        return torch_availability(torch)
+        torch, missing = import_for_availability("torch", INSTALL_HINT)
+        return missing or torch_availability(torch)
 
     def target_availability(self, target: Target) -> Availability:
         availability = self.availability()

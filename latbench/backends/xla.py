@@ -42,7 +42,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from latbench.backends.base import Availability, Backend, Prepared, Setting
+from latbench.backends.base import Availability, Backend, Prepared, Setting, import_for_availability
 from latbench.errors import ConfigError, TargetUnavailableError, first_line
 from latbench.fingerprint import usable_cpus
 from latbench.specs import Spec
@@ -76,12 +76,9 @@ class XlaBackend(Backend):
     PRECISIONS = ("fp32", "bf16")
 
     def availability(self) -> Availability:
-        try:
-            import jax
-        except ImportError as exc:
-            return Availability(False, f"jax is not installed ({exc}); {INSTALL_HINT}")
-        except Exception as exc:  # a broken install must not break `latbench devices`
-            return Availability(False, f"jax cannot be imported ({first_line(exc)}); {INSTALL_HINT}")
+        jax, missing = import_for_availability("jax", INSTALL_HINT)
+        if missing:
+            return missing
         try:
             devices = jax.devices()
         except Exception as exc:

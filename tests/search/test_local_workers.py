@@ -169,11 +169,7 @@ def test_two_local_workers_share_the_sqlite_study(
     log = (out / "worker-1.log").read_text()
     assert "worker 1: searching" in log and "worker 1: the study holds" in log, log
     document = json.loads((out / "search.json").read_text())
-    storage = optuna.storages.RDBStorage(f"sqlite:///{out / 'study.db'}")
-    try:
-        trials = optuna.load_study(study_name="search", storage=storage).get_trials()
-    finally:
-        storage.engine.dispose()
+    trials = study_trials(out / "study.db")
     assert [t.number for t in trials] == list(range(len(trials)))  # none lost, none twice
     assert all(t.state == optuna.trial.TrialState.COMPLETE for t in trials)
     assert 10 <= len(trials) <= 11 and document["evaluated_trials"] == len(trials)  # the last ones included
@@ -207,15 +203,19 @@ def test_workers_started_together_on_one_sqlite_study_both_take_trials(
     for process in processes:
         output, _ = process.communicate(timeout=240)
         assert process.returncode == 0, output
-    storage = optuna.storages.RDBStorage(f"sqlite:///{out / 'study.db'}")
-    try:
-        trials = optuna.load_study(study_name="search", storage=storage).get_trials()
-    finally:
-        storage.engine.dispose()
+    trials = study_trials(out / "study.db")
     assert [t.number for t in trials] == list(range(len(trials)))  # none lost, none twice
     assert all(t.state == optuna.trial.TrialState.COMPLETE for t in trials) and 8 <= len(trials) <= 9
     assert len({t.user_attrs["worker"] for t in trials}) == 2, "both workers took trials"
     assert not (out / "search.json").exists()  # extra workers leave the results to the first
+
+
+def study_trials(db: Path) -> list:  # type: ignore[type-arg]
+    storage = optuna.storages.RDBStorage(f"sqlite:///{db}")
+    try:
+        return optuna.load_study(study_name="search", storage=storage).get_trials()
+    finally:
+        storage.engine.dispose()
 
 
 @pytest.mark.parametrize(
