@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 import tempfile
 import time
@@ -34,9 +33,10 @@ from latbench.fingerprint import collect
 from latbench.measurement import quantile
 from latbench.plans import QUICK, Plan, ProfileSpace
 from latbench.profile import run_profile
-from latbench.specs import BlockSpec, EncoderSpec, OpSpec, layer_ops
+from latbench.specs import EncoderSpec
 from latbench.target import Target
 from latbench.timing import ProtocolSettings
+from predictors.evaluation import additivity
 
 
 def bench_plan(encoders: int, seed: int) -> Plan:
@@ -60,27 +60,6 @@ def rel_diff(a: float, b: float) -> float:
 
 def pct(values: list[float], q: float) -> float:
     return quantile(sorted(values), q) * 100
-
-
-def additivity(medians: dict, encoders: list[EncoderSpec]) -> dict[str, dict[str, float]]:  # type: ignore[type-arg]
-    out: dict[str, dict[str, float]] = {}
-    for name in ("isolated", "model", "operators"):
-        errors = []
-        for enc in encoders:
-            w, arch = enc.workload, enc.arch
-            total = medians[OpSpec("embedding", w, arch.hidden, vocab_size=arch.vocab_size)]
-            for layer in arch.layers:
-                if name == "operators":
-                    total += sum(medians[op] * n for op, n in layer_ops(layer, w))
-                else:
-                    total += medians[BlockSpec(layer, w, name)]
-            errors.append(total / medians[enc] - 1)
-        out[name] = {
-            "within_10pct": sum(abs(e) <= 0.10 for e in errors) / len(errors),
-            "median_error_pct": statistics.median(errors) * 100,
-            "p90_abs_error_pct": pct([abs(e) for e in errors], 0.9),
-        }
-    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -112,7 +91,10 @@ def main(argv: list[str] | None = None) -> int:
                 rows = db.measurements()
             medians = {m.spec: m.median_s for m in rows}
             unstable = sum(not m.stable for m in rows)
-            passes.append({"medians": medians, "elapsed_s": elapsed, "unstable": unstable})
+            gaps = {name: gap.to_dict() for name, gap in additivity(rows).items()}
+            passes.append(
+                {"medians": medians, "elapsed_s": elapsed, "unstable": unstable, "additivity": gaps}
+            )
             rate = result.measured / elapsed * 60
             print(f"pass {i + 1}: {result.measured} specs in {elapsed:.0f} s = {rate:.1f} specs/min", end="")
             print(f"; {unstable} flagged unstable")
@@ -131,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
         },
         "throughput_specs_per_min": [len(specs) / p["elapsed_s"] * 60 for p in passes],
         "unstable": [p["unstable"] for p in passes],
-        "additivity": [additivity(p["medians"], encoders) for p in passes],
+        "additivity": [p["additivity"] for p in passes],
     }
     print("\n(a) noise floor |m1-m2|/mean between two independent passes")
     for kind, row in report["noise_floor"].items():

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from latbench.measurement import Measurement
-from latbench.specs import BlockSpec, EncoderSpec, OpSpec
+from latbench.specs import BlockSpec, EncoderSpec, OpSpec, Spec, layer_ops
 from predictors import registry
 from predictors.base import ExtrapolationWarning
 from predictors.metrics import Accuracy, NoiseFloor, accuracy
@@ -163,14 +163,57 @@ def noise_floor_pairs(
     return np.array(first), np.array(other)
 
 
+#: What an encoder is summed from in ``additivity``: its blocks measured alone, its blocks
+#: measured in model context (a stack of distinct copies), or its operators.
+PARTS = ("isolated", "model", "operators")
+
+
+def sum_of_parts_s(encoder: EncoderSpec, medians_s: dict[Spec, float], parts: str) -> float | None:
+    """The embedding plus one block per layer (``parts`` = ``isolated`` or ``model``: the
+    block context) or plus every operator of every layer (``operators``), from ``medians_s``;
+    None when one of those parts was not measured."""
+    if parts not in PARTS:
+        raise ValueError(f"parts must be one of {', '.join(PARTS)}, got {parts!r}")
+    w, arch = encoder.workload, encoder.arch
+    needed: list[tuple[Spec, int]] = [(OpSpec("embedding", w, arch.hidden, vocab_size=arch.vocab_size), 1)]
+    for layer in arch.layers:
+        if parts == "operators":
+            needed.extend(layer_ops(layer, w))
+        else:
+            needed.append((BlockSpec(layer, w, parts), 1))
+    if any(spec not in medians_s for spec, _ in needed):
+        return None
+    return sum(medians_s[spec] * count for spec, count in needed)
+
+
+def additivity(rows: Sequence[Measurement]) -> dict[str, Accuracy]:
+    """The additivity gap: each measured encoder against the sum of its measured parts, as
+    ``Accuracy`` (the sum as the prediction) per kind of parts in ``PARTS`` that the rows
+    hold for at least one encoder. The gap is what a lookup table must calibrate away: on
+    a CPU, blocks measured alone keep their weights in cache and sum to less than the model."""
+    medians_s = {m.spec: m.median_s for m in rows}
+    encoders = [m for m in rows if isinstance(m.spec, EncoderSpec)]
+    gaps: dict[str, Accuracy] = {}
+    for parts in PARTS:
+        pairs = [(sum_of_parts_s(m.spec, medians_s, parts), m.median_s) for m in encoders]  # type: ignore[arg-type]
+        summed = [(s, measured) for s, measured in pairs if s is not None]
+        if summed:
+            predicted, measured = zip(*summed, strict=True)
+            gaps[parts] = accuracy(np.array(predicted), np.array(measured))
+    return gaps
+
+
 __all__ = [
+    "PARTS",
     "SPLITS",
     "NoiseFloor",
     "Scored",
     "Split",
+    "additivity",
     "evaluate",
     "noise_floor_pairs",
     "pooled_test",
     "random_folds",
     "split_measurements",
+    "sum_of_parts_s",
 ]

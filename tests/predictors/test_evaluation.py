@@ -9,11 +9,19 @@ from latbench.db import MeasurementDB
 from latbench.fingerprint import collect
 from latbench.plans import Plan, ProfileSpace
 from latbench.profile import measure_specs, run_profile
+from latbench.specs import EncoderSpec
 from latbench.target import Target
-from latbench.testing.fake_backend import FakeBackend
+from latbench.testing.fake_backend import FakeBackend, fake_latency_s
 from latbench.timing import ProtocolSettings
 from predictors import registry
-from predictors.evaluation import evaluate, noise_floor_pairs, random_folds, split_measurements
+from predictors.evaluation import (
+    additivity,
+    evaluate,
+    noise_floor_pairs,
+    random_folds,
+    split_measurements,
+    sum_of_parts_s,
+)
 
 SETTINGS = ProtocolSettings(
     warmup_min_s=0.0, warmup_min_iters=1, min_sample_s=0.0, samples=4, min_samples=4, rounds=1
@@ -92,3 +100,27 @@ def test_cross_validation_holds_every_encoder_out_once(rows) -> None:  # type: i
     assert len(random_folds(rows, 100)) == len(encoders)  # more folds than encoders: leave-one-out
     with pytest.raises(ValueError, match="at least 2 folds"):
         random_folds(rows, 1)
+
+
+def test_additivity_sums_each_encoders_measured_parts(rows) -> None:  # type: ignore[no-untyped-def]
+    gaps = additivity(rows)
+    assert set(gaps) == {"model", "operators"}  # the plan measured no isolated blocks
+    encoders = [m for m in rows if isinstance(m.spec, EncoderSpec)]
+    assert gaps["model"].n == gaps["operators"].n == len(encoders) == 20
+    # The fake law: an encoder costs its embedding and blocks plus 2 µs of fixed overhead.
+    expected = np.array([-2e-6 / fake_latency_s(m.spec) for m in encoders])
+    assert gaps["model"].median_error_pct == pytest.approx(np.median(expected) * 100)
+    assert gaps["model"].under_prediction_rate == 1.0
+    assert gaps["model"].within_10pct == np.mean(np.abs(expected) <= 0.10)
+
+
+def test_sum_of_parts_needs_every_part_and_a_known_kind(rows) -> None:  # type: ignore[no-untyped-def]
+    medians = {m.spec: m.median_s for m in rows}
+    encoder = next(m.spec for m in rows if isinstance(m.spec, EncoderSpec))
+    assert sum_of_parts_s(encoder, medians, "model") == pytest.approx(fake_latency_s(encoder) - 2e-6)
+    assert sum_of_parts_s(encoder, medians, "isolated") is None
+    without_embedding = {s: v for s, v in medians.items() if getattr(s, "op", "") != "embedding"}
+    assert sum_of_parts_s(encoder, without_embedding, "operators") is None
+    assert additivity([m for m in rows if isinstance(m.spec, EncoderSpec)]) == {}
+    with pytest.raises(ValueError, match="parts must be one of isolated, model, operators"):
+        sum_of_parts_s(encoder, medians, "kernels")
