@@ -18,10 +18,11 @@ execution providers (``pip install onnxruntime-gpu`` on a machine with an NVIDIA
 * Inputs and the output are bound on the GPU once with IOBinding, so a timed call runs the
   graph and copies nothing. ``run_with_iobinding`` is synchronous (ORT synchronizes its
   stream at the end of a run), so the host clock around it is a correct measurement; where
-  torch has CUDA, the CUDA provider runs on torch's current stream (``user_compute_stream``)
-  and the calls are timed with CUDA events on that stream (:func:`cuda_event_timer`), which
-  the host's own scheduling noise does not reach.
-
+  torch has CUDA, the CUDA provider runs on a stream of its own that torch created
+  (``user_compute_stream``) and the calls are timed with CUDA events on that stream
+  (:func:`cuda_event_timer`). Not torch's current stream: that is the legacy default
+  stream, whose handle is 0, and ORT takes a ``user_compute_stream`` of 0 for "none" and
+  runs on a stream of its own, which events on the default stream do not bracket.
 Settings: ``device_id``; ``opt_level`` as for ``onnxruntime-cpu``; ``cpu_fallback`` (above);
 for ``onnxruntime-tensorrt`` also ``fp16`` (the provider's ``trt_fp16_enable``, TensorRT's
 weakly typed FP16: TensorRT 11 removed it, see ``latbench.backends.tensorrt``), ``engine_cache``
@@ -105,15 +106,25 @@ def cuda_event_timer(launch: Callable[[], object], stream: Any) -> Timer:
 
 
 def torch_cuda_stream(device_id: int) -> Any:
-    """torch's current CUDA stream on ``device_id``, or None without torch or CUDA."""
+    """A new torch CUDA stream on ``device_id`` for ORT to run on (never the default stream:
+    its handle is 0, which ORT reads as no stream), or None without torch or CUDA."""
     try:
         import torch
 
         if not torch.cuda.is_available() or device_id >= torch.cuda.device_count():
             return None
-        return torch.cuda.current_stream(device_id)
+        return torch.cuda.Stream(device_id)
     except Exception:  # torch missing or broken: time with the host clock
         return None
+
+
+def load_error_line(exc: BaseException) -> str:
+    """The first line of why ORT could not create a session. ORT's Python layer retries a
+    failed GPU session with a fallback provider list that includes the CPU provider, which a
+    strict session refuses ("Conflicting session configuration..."); the error raised is then
+    the retry's, and the real cause (missing TensorRT or CUDA libraries) is its ``__cause__``."""
+    cause = exc.__cause__ if exc.__cause__ is not None else exc
+    return next((line for line in str(cause).splitlines() if line.strip()), type(cause).__name__)
 
 
 class _OrtGpuBackend(OnnxRuntimeCPUBackend):
@@ -159,9 +170,8 @@ class _OrtGpuBackend(OnnxRuntimeCPUBackend):
         try:
             session = ort.InferenceSession(model, self.session_options(target), providers=providers)
         except Exception as exc:  # ORT raises its own exception types
-            first = next((line for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
             raise TargetUnavailableError(
-                f"onnxruntime could not load {spec.label} on {self.provider}: {first}"
+                f"onnxruntime could not load {spec.label} on {self.provider}: {load_error_line(exc)}"
             ) from exc
         check_providers(self.provider, session.get_providers())
         on_stream = stream if "user_compute_stream" in providers[0][1] else None
@@ -177,7 +187,7 @@ class OnnxRuntimeCudaBackend(_OrtGpuBackend):
 
     def provider_options(self, target: Target, stream: Any) -> dict[str, str]:
         options = super().provider_options(target, stream)
-        if stream is not None:  # run on torch's stream, so CUDA events there time the graph
+        if stream is not None:  # run on this stream, so CUDA events on it time the graph
             options["user_compute_stream"] = str(stream.cuda_stream)
         return options
 

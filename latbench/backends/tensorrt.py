@@ -426,6 +426,9 @@ class TensorRTBackend(Backend):
 
         device_id = int(target.get("device_id"))  # type: ignore[arg-type]
         device = torch.device("cuda", device_id)
+        # TensorRT builds, deserializes and runs on the *current* CUDA device, whatever device
+        # the buffers and the stream are on: make device_id current for this process's thread.
+        torch.cuda.set_device(device)
         capability = torch.cuda.get_device_capability(device)
         plan = precision_flags(
             spec.workload.precision,
@@ -501,7 +504,9 @@ def _build_engine(  # type: ignore[no-untyped-def]  # pragma: no cover - needs T
             trt_profile.set_shape(r.name, r.min, r.opt, r.max)
         config.add_optimization_profile(trt_profile)
     cache = config.create_timing_cache(timing_cache.read_bytes() if timing_cache.exists() else b"")
-    config.set_timing_cache(cache, ignore_mismatch=False)
+    if not config.set_timing_cache(cache, ignore_mismatch=False):
+        # A cache from another device or TensorRT build: start an empty one (overwritten below).
+        config.set_timing_cache(config.create_timing_cache(b""), ignore_mismatch=False)
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:
         raise TargetUnavailableError(f"TensorRT could not build an engine for {spec.label} (see its log)")
@@ -526,7 +531,8 @@ class TrtPrepared(Prepared):  # pragma: no cover - needs a GPU
         for name, x in zip(built.input_names, built.inputs, strict=True):
             value = (x.to(torch_dtype) if x.is_floating_point() else x).to(device).contiguous()
             self.buffers[name] = value
-            self.context.set_input_shape(name, tuple(value.shape))
+            if not self.context.set_input_shape(name, tuple(value.shape)):
+                raise TargetUnavailableError(f"TensorRT refused input {name} of shape {tuple(value.shape)}")
         dtypes = {
             trt.float32: torch.float32,
             trt.float16: torch.float16,
@@ -543,8 +549,11 @@ class TrtPrepared(Prepared):  # pragma: no cover - needs a GPU
                     shape, dtype=dtypes[engine.get_tensor_dtype(name)], device=device
                 )
         for name, value in self.buffers.items():
-            self.context.set_tensor_address(name, value.data_ptr())
+            if not self.context.set_tensor_address(name, value.data_ptr()):
+                raise TargetUnavailableError(f"TensorRT refused the address of tensor {name}")
         self.graph = None
+        # The inputs were copied on torch's current stream; TensorRT runs on self.stream.
+        self.stream.wait_stream(torch.cuda.current_stream(device))
         self._enqueue()  # shape-dependent setup happens in the first enqueue, not in a capture
         self.stream.synchronize()
         if cuda_graph:

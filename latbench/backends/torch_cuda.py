@@ -448,16 +448,38 @@ def _compile(module: Any, inputs: tuple[Any, ...], device: Any) -> tuple[Any, fl
     import torch._dynamo
 
     config = torch._dynamo.config
-    limits = {"recompile_limit": 1_000_000, "accumulated_recompile_limit": 1_000_000}
-    patch = {k: v for k, v in limits.items() if hasattr(config, k)}
-    if hasattr(config, "fail_on_recompile_limit_hit"):
-        patch["fail_on_recompile_limit_hit"] = True
+    patch = dynamo_limit_patch(config, torch.__version__)
     compiled = torch.compile(module, fullgraph=True, dynamic=False)
     start = time.perf_counter()
     with config.patch(patch), torch.cuda.device(device):
         compiled(*inputs)
         torch.cuda.synchronize(device)
     return compiled, time.perf_counter() - start
+
+
+#: Dynamo's recompile limits: current names, then those of torch < 2.6.
+DYNAMO_LIMITS = (
+    "recompile_limit",
+    "accumulated_recompile_limit",
+    "cache_size_limit",
+    "accumulated_cache_size_limit",
+)
+DYNAMO_FAIL_ON_LIMIT = ("fail_on_recompile_limit_hit", "fail_on_cache_limit_hit")
+
+
+def dynamo_limit_patch(config: Any, torch_version: str) -> dict[str, object]:
+    """The ``torch._dynamo.config.patch`` that lets one process compile every shape of a plan:
+    each limit ``config`` has raised out of reach, and hitting one made an error. Past a limit
+    Dynamo silently runs eager, so a ``compile`` measurement would be an eager one; where
+    ``config`` has none of the known limits, ``ConfigError``."""
+    patch: dict[str, object] = {name: 1_000_000 for name in DYNAMO_LIMITS if hasattr(config, name)}
+    if not patch:
+        raise ConfigError(
+            f"mode=compile: torch {torch_version} has no known Dynamo recompile limit to raise, "
+            "so a compile measurement could silently run eager; use mode=eager or cuda-graph"
+        )
+    patch.update({name: True for name in DYNAMO_FAIL_ON_LIMIT if hasattr(config, name)})
+    return patch
 
 
 def _capture(module: Any, inputs: tuple[Any, ...], device: Any) -> tuple[Any, Any]:

@@ -23,6 +23,7 @@ from latbench.backends.onnxruntime_gpu import (
     OnnxRuntimeCudaBackend,
     OnnxRuntimeTensorRTBackend,
     check_providers,
+    load_error_line,
     session_providers,
 )
 from latbench.backends.registry import default_registry
@@ -199,6 +200,28 @@ def test_the_cpu_provider_is_listed_only_when_cpu_fallback_is_allowed() -> None:
         CUDA,
     ]
     assert [p for p, _ in session_providers(CUDA, {}, device_id=0, cpu_fallback=True)] == [CUDA, CPU]
+
+
+def test_a_load_error_names_the_cause_and_not_orts_fallback_retry() -> None:
+    """ORT's Python layer retries a failed GPU session with the CPU provider added, which a
+    strict session refuses, and raises the retry's error ``from`` the first one."""
+    missing = RuntimeError(
+        "\n/onnxruntime_src/onnxruntime/python/onnxruntime_pybind_state.cc:507 Please install TensorRT "
+        "libraries as mentioned in the GPU requirements page\nFalling back to [...] and retrying."
+    )
+    try:
+        try:
+            raise missing
+        except RuntimeError as first:
+            raise ValueError(
+                "Conflicting session configuration: explicitly added the CPU EP to the session, but "
+                "also disabled fallback to the CPU EP via session configuration options."
+            ) from first
+    except ValueError as retried:
+        line = load_error_line(retried)
+    assert line.endswith("Please install TensorRT libraries as mentioned in the GPU requirements page")
+    assert load_error_line(RuntimeError("no such file\nmore")) == "no such file"
+    assert load_error_line(RuntimeError("")) == "RuntimeError"
 
 
 def test_strict_sessions_disable_cpu_fallback_and_lenient_ones_do_not() -> None:

@@ -22,6 +22,7 @@ from latbench.backends.torch_cuda import (
     TorchCudaBackend,
     TorchCudaPrepared,
     cuda_event_timer,
+    dynamo_limit_patch,
     l2_flush_bytes,
     parse_nvidia_smi,
     precision_problem,
@@ -317,3 +318,23 @@ def test_fingerprint_names_the_gpu() -> None:
     assert extras["gpu"] and extras["cuda"] == torch.version.cuda
     fp = collect(extras)
     assert fp.gpu == extras["gpu"]
+
+
+def test_the_compile_limits_patch_covers_old_and_new_dynamo_names() -> None:
+    new = SimpleNamespace(
+        recompile_limit=8, accumulated_recompile_limit=256, fail_on_recompile_limit_hit=False
+    )
+    assert dynamo_limit_patch(new, "2.13") == {
+        "recompile_limit": 1_000_000,
+        "accumulated_recompile_limit": 1_000_000,
+        "fail_on_recompile_limit_hit": True,
+    }
+    old = SimpleNamespace(cache_size_limit=8, accumulated_cache_size_limit=64)
+    assert dynamo_limit_patch(old, "2.4") == {
+        "cache_size_limit": 1_000_000,
+        "accumulated_cache_size_limit": 1_000_000,
+    }
+    real = torch._dynamo.config
+    assert real.patch(dynamo_limit_patch(real, "this")) is not None  # every name exists in this torch
+    with pytest.raises(ConfigError, match="no known Dynamo recompile limit"):
+        dynamo_limit_patch(SimpleNamespace(), "9.0")
