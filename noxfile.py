@@ -44,6 +44,15 @@ def benchmarks(session: nox.Session) -> None:
 
 
 @nox.session(venv_backend="none")
+def target_benchmarks(session: nox.Session) -> None:
+    """A target's figures: sample CoV and IQR/median, noise floor, additivity gap and
+    predictor accuracy on the quick plan profiled twice. Default: the GPU targets (on a
+    lent machine: scripts/device-check); here e.g. `-- --target torch-cpu --target
+    xla:platform=cpu` (~5 minutes; see benchmarks/target_bench.py)."""
+    session.run(PYTHON, "benchmarks/target_bench.py", *session.posargs, external=True)
+
+
+@nox.session(venv_backend="none")
 def predictor_benchmarks(session: nox.Session) -> None:
     """Published BERT-family architectures, learning curve, few-shot transfer and
     prediction speed (~30 minutes after the standard plan is profiled into

@@ -195,14 +195,18 @@ def profile_pass(
         total = len(specs)
         done = [len(db.measured_keys(target.key, fingerprint.key) & {s.key for s in specs})]
 
+        live = sys.stdout.isatty()  # a log (a lent machine's output) gets no progress line
+
         def progress(n: int, label: str) -> None:
             done[0] += n
-            print(f"\r    {done[0]}/{total} {label[:56]:56s}", end="", flush=True)
+            if live:
+                print(f"\r    {done[0]}/{total} {label[:56]:56s}", end="", flush=True)
 
         result = run_profile(
             specs, backend, target, fingerprint, db, settings, chunk_size=8, progress=progress
         )
-        print(flush=True)
+        if live:
+            print(flush=True)
         rows = db.measurements(target_key=target.key, fingerprint_key=fingerprint.key)
     keys = {s.key for s in specs}
     return [m for m in rows if m.spec.key in keys], time.perf_counter() - start, len(result.failed)

@@ -165,3 +165,43 @@ def test_bad_arguments_are_one_line_errors(
     err = capsys.readouterr().err
     assert code == 2 and report == {}
     assert message in err and err.startswith("error: ") and len(err.strip().splitlines()) == 1
+
+
+def test_the_device_check_script_runs_every_step_and_keeps_its_logs(tmp_path: Path, plan_file: Path) -> None:
+    """scripts/device-check, as a lent GPU machine runs it, here without wheels or a GPU:
+    the benchmark's GPU targets are replaced by torch-cpu, the tests by a small file."""
+    import os
+    import subprocess
+
+    out, wheels = tmp_path / "out", tmp_path / "no-wheels"
+    wheels.mkdir()
+    env = {
+        **os.environ,
+        "OUT": str(out),
+        "PYTHON": sys.executable,
+        "LATBENCH_DEVICE_WHEELS": str(wheels),
+        "LATBENCH_DEVICE_TESTS": "tests/latbench/test_target.py",
+        "TMPDIR": str(tmp_path),
+    }
+    args = ["--target", "torch-cpu", "--plan", str(plan_file), "--samples", "8", "--predictors", "lut-block"]
+    result = subprocess.run(
+        [str(ROOT / "scripts" / "device-check"), *args], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "devices.log",
+        "pytest.log",
+        "targets.json",
+        "targets.log",
+    ]
+    assert "torch-cuda" in (out / "devices.log").read_text()
+    assert " passed" in (out / "pytest.log").read_text()
+    assert json.loads((out / "targets.json").read_text())["targets"][0]["target"] == "torch-cpu:threads=1"
+    assert "\r" not in (out / "targets.log").read_text()  # no progress lines in a log
+    # A failing step fails the script, after the later steps ran.
+    env["LATBENCH_DEVICE_TESTS"] = "tests/latbench/no_such_test.py"
+    result = subprocess.run(
+        [str(ROOT / "scripts" / "device-check"), *args], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode != 0 and "device-check: exit" in result.stdout
+    assert json.loads((out / "targets.json").read_text())["targets"][0]["target"] == "torch-cpu:threads=1"
