@@ -12,7 +12,7 @@ from types import ModuleType
 
 import pytest
 
-from latbench.backends.registry import default_registry
+from latbench.backends.registry import Registry, default_registry
 from latbench.testing.fake_backend import FakeBackend
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -37,6 +37,14 @@ def bench(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
     monkeypatch.setitem(sys.modules, "target_benchmark", module)
     spec.loader.exec_module(module)
     return module
+
+
+@pytest.fixture
+def fake_registry() -> Registry:
+    """The default registry and the fake backend (``fake-cpu``)."""
+    registry = default_registry().copy()
+    registry.register("fake-cpu", FakeBackend)
+    return registry
 
 
 @pytest.fixture
@@ -66,12 +74,14 @@ def run(bench: ModuleType, tmp_path: Path, plan_file: Path, *args: str, registry
 
 
 def test_every_figure_on_the_fake_backend(
-    bench: ModuleType, tmp_path: Path, plan_file: Path, capsys: pytest.CaptureFixture[str]
+    bench: ModuleType,
+    tmp_path: Path,
+    plan_file: Path,
+    fake_registry: Registry,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
-    registry = default_registry().copy()
-    registry.register("fake-cpu", FakeBackend)
     code, report = run(
-        bench, tmp_path, plan_file, "--target", "fake-cpu", "--target", "torch-cuda", registry=registry
+        bench, tmp_path, plan_file, "--target", "fake-cpu", "--target", "torch-cuda", registry=fake_registry
     )
     assert code == 0
     printed = capsys.readouterr().out
@@ -124,12 +134,10 @@ def test_a_real_cpu_target_with_a_tiny_plan_resumes(
 
 
 def test_the_budget_stops_before_a_pass_and_keeps_the_json(
-    bench: ModuleType, tmp_path: Path, plan_file: Path
+    bench: ModuleType, tmp_path: Path, plan_file: Path, fake_registry: Registry
 ) -> None:
-    registry = default_registry().copy()
-    registry.register("fake-cpu", FakeBackend)
     code, report = run(
-        bench, tmp_path, plan_file, "--target", "fake-cpu", "--budget-s", "1e-9", registry=registry
+        bench, tmp_path, plan_file, "--target", "fake-cpu", "--budget-s", "1e-9", registry=fake_registry
     )
     assert code == 0
     (fake,) = report["targets"]
