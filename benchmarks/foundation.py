@@ -128,10 +128,14 @@ def main(argv: list[str] | None = None) -> int:
         "operators": "sum of operators",
     }
     for name, label in labels.items():
-        r1, r2 = (p[name] for p in report["additivity"])
+        gaps = [p[name] for p in report["additivity"] if name in p]
+        if len(gaps) < 2:
+            print(f"    {label:26s} not measured in both passes")
+            continue
+        r1, r2 = gaps
         print(
             f"    {label:26s} {r1['within_10pct'] * 100:5.1f}% | {r2['within_10pct'] * 100:5.1f}%"
-            f"   error {r1['median_error_pct']:+6.1f}% | {r2['median_error_pct']:+6.1f}%"
+            f"   error {r1['median_error_pct']:+6.1f}% | {r2['median_error_pct']:+6.1f}%   n={r1['n']}"
         )
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -11,9 +11,11 @@ twice, into two databases under ``--data`` (one pass after the other), and print
 (a) **sample spread** within each measurement of pass 1: the coefficient of variation
     (std/mean) and IQR/median of the samples, median and p90 over the specs. On the GPU
     targets the samples are CUDA-event times (XLA: ``block_until_ready`` on the host
-    clock), so this is the timer's noise on that device;
-(b) **noise floor**: two independent measurements (pass 1 against pass 2) of the same
-    specs, over every spec and over the encoders (``predictors.metrics.noise_floor``);
+    clock). A sample is the mean of the calls in its >= 2 ms window, so for fast specs
+    this is the spread of such windows, smaller than that of single calls;
+(b) **noise floor**: the same specs measured in pass 1 and in pass 2 (the same process,
+    each pass in its own shuffled order), over every spec and over the encoders
+    (``predictors.metrics.noise_floor``);
 (c) **additivity gap**: every encoder against the sum of its parts (blocks alone, blocks
     in model context, operators) in each pass (``predictors.evaluation.additivity``);
 (d) **predictor accuracy** on held-out encoders of pass 1 (random k-fold and the
@@ -23,13 +25,14 @@ twice, into two databases under ``--data`` (one pass after the other), and print
 (e) **build time** per spec (engine build, compile, CUDA-graph capture), recorded apart
     from latency.
 
-A target that cannot run here is reported with its one-line reason and skipped. The
-databases are resumable: a rerun with the same ``--data`` measures only what is missing
-(delete the folder for a fresh noise floor: a pass resumed hours later is not independent
-in the same way). ``--budget-s`` starts no new pass once that many seconds have gone, so
-the run fits a lease of a lent machine; the JSON is rewritten after every target, so a
-run cut short keeps what it measured. Run it alone: anything else on the machine is noise
-in these figures.
+A target that cannot run here is reported with its one-line reason and skipped (also
+when its backend refuses the target while profiling). The databases are resumable: a
+rerun with the same ``--data`` measures only what is missing (delete the folder for a
+fresh noise floor: a pass resumed hours later measures the machine of another hour).
+``--budget-s`` starts no pass that would end past that many seconds, judging by the
+target's previous pass, so the run fits a lent machine's lease; the JSON is rewritten
+after every pass, so a run cut short keeps what it measured. Run it alone: anything else
+on the machine is noise in these figures.
 """
 
 from __future__ import annotations
@@ -51,7 +54,7 @@ import numpy as np
 
 from latbench.backends.registry import Registry, default_registry
 from latbench.db import MeasurementDB
-from latbench.errors import ConfigError, TargetUnavailableError
+from latbench.errors import ConfigError, LatbenchError, TargetUnavailableError
 from latbench.fingerprint import collect
 from latbench.measurement import Measurement, quantile
 from latbench.plans import Plan, load_plan
@@ -172,7 +175,7 @@ def build_times(rows: Sequence[Measurement]) -> dict[str, float]:
     for name in ("compile_s", "capture_s", "xla_compile_s", "trt_build_s"):
         values = sorted(v for m in rows if (v := m.extra(name)) is not None)
         if values:
-            out[f"{name}_median"] = quantile(values, 0.5)
+            out[f"{name.removesuffix('_s')}_median_s"] = quantile(values, 0.5)
     return out
 
 
@@ -185,7 +188,13 @@ def slug(target: Target) -> str:
 
 
 def profile_pass(
-    path: Path, specs: Sequence[Any], backend: Any, target: Target, settings: ProtocolSettings
+    path: Path,
+    specs: Sequence[Any],
+    backend: Any,
+    target: Target,
+    settings: ProtocolSettings,
+    *,
+    shuffle_seed: int = 0,
 ) -> tuple[list[Measurement], float, int]:
     """Profile ``specs`` into ``path`` (resumable); rows of this plan, seconds, failures."""
     fingerprint = collect(backend.fingerprint_extras())
@@ -203,7 +212,15 @@ def profile_pass(
                 print(f"\r    {done[0]}/{total} {label[:56]:56s}", end="", flush=True)
 
         result = run_profile(
-            specs, backend, target, fingerprint, db, settings, chunk_size=8, progress=progress
+            specs,
+            backend,
+            target,
+            fingerprint,
+            db,
+            settings,
+            chunk_size=8,
+            progress=progress,
+            shuffle_seed=shuffle_seed,
         )
         if live:
             print(flush=True)
@@ -220,9 +237,11 @@ def bench_target(
     predictors: Sequence[str],
     *,
     registry: Registry,
-    over_budget: Callable[[], bool],
+    over_budget: Callable[[float], bool],
+    save: Callable[[dict[str, Any]], None],
 ) -> dict[str, Any]:
-    """The figures of one target (or why it was skipped)."""
+    """The figures of one target (or why it was skipped); ``save`` is called with what
+    there is after every pass, so a run killed later keeps it."""
     try:
         backend, target = registry.resolve(Target.parse(name))
     except (TargetUnavailableError, ConfigError) as exc:
@@ -236,93 +255,133 @@ def bench_target(
     result: dict[str, Any] = {"target": str(target), "fingerprint": fingerprint.to_dict(), "passes": []}
     passes: list[list[Measurement]] = []
     for i in range(PASSES):
-        if over_budget():
+        expected_s = result["passes"][-1]["elapsed_s"] if result["passes"] else 0.0
+        if over_budget(expected_s):
             result["stopped"] = f"time budget spent before pass {i + 1}"
             print(f"   stopped: {result['stopped']}")
             break
-        rows, elapsed_s, failed = profile_pass(
-            data / f"{slug(target)}-pass{i + 1}.db", specs, backend, target, settings
-        )
+        path = data / f"{slug(target)}-pass{i + 1}.db"
+        try:
+            # Each pass in its own order: a spec's neighbours in a chunk differ between them.
+            rows, elapsed_s, failed = profile_pass(path, specs, backend, target, settings, shuffle_seed=i)
+        except LatbenchError as exc:  # the backend cannot run this target after all
+            print(f"\n   stopped: {exc}")
+            result["stopped"] = str(exc)
+            break
         passes.append(rows)
         result["passes"].append({"measured": len(rows), "failed": failed, "elapsed_s": elapsed_s})
         print(f"   pass {i + 1}: {len(rows)} specs in {elapsed_s:.0f} s ({failed} failed)")
+        save(result)
     if not passes or not passes[0]:
         return result
     first = passes[0]
-    result["sample_spread"] = sample_spread(first)
-    result["build"] = build_times(first)
-    result["additivity"] = [{k: v.to_dict() for k, v in additivity(rows).items()} for rows in passes]
+    figures: dict[str, Callable[[], Any]] = {
+        "sample_spread": lambda: sample_spread(first),
+        "build": lambda: build_times(first),
+        "additivity": lambda: [{k: v.to_dict() for k, v in additivity(rows).items()} for rows in passes],
+    }
     if len(passes) == PASSES:
-        result["noise_floor"] = pass_noise_floor(first, passes[1])
-        result["predictors"] = predictor_accuracy(first, passes[1], predictors)
+        figures["noise_floor"] = lambda: pass_noise_floor(first, passes[1])
+        figures["predictors"] = lambda: predictor_accuracy(first, passes[1], predictors)
+    for key, figure in figures.items():
+        try:
+            result[key] = figure()
+        except ValueError as exc:  # e.g. a predictor's negative prediction: keep the others
+            result[key] = {"error": str(exc)}
     print_target(result)
     return result
 
 
 def print_target(r: dict[str, Any]) -> None:
-    print("   (a) sample spread within a measurement (pass 1; median | p90 over specs)")
-    for kind, s in r["sample_spread"].items():
-        print(
-            f"       {kind:8s} n={s['n']:4d}  CoV {s['cov_median_pct']:5.2f}% | {s['cov_p90_pct']:5.2f}%"
-            f"   IQR/median {s['iqr_median_pct']:5.2f}% | {s['iqr_p90_pct']:5.2f}%   unstable {s['unstable']}"
-        )
-    if "noise_floor" in r:
+    def failed(section: str, key: str) -> bool:
+        value = r.get(key)
+        if isinstance(value, dict) and set(value) == {"error"}:
+            print(f"   {section}: not computed: {value['error']}")
+            return True
+        return key not in r
+
+    if not failed("(a) sample spread", "sample_spread"):
+        print("   (a) sample spread within a measurement (pass 1; median | p90 over specs)")
+        for kind, s in r["sample_spread"].items():
+            print(
+                f"       {kind:8s} n={s['n']:4d}  CoV {s['cov_median_pct']:5.2f}% | {s['cov_p90_pct']:5.2f}%"
+                f"   IQR/median {s['iqr_median_pct']:5.2f}% | {s['iqr_p90_pct']:5.2f}%"
+                f"   unstable {s['unstable']}"
+            )
+    if not failed("(b) noise floor", "noise_floor"):
         print("   (b) noise floor, pass 1 against pass 2")
         for kind, f in r["noise_floor"].items():
             print(
                 f"       {kind:8s} n={f['n']:4d}  median {f['median_pct']:5.2f}%  p90 {f['p90_pct']:5.2f}%"
                 f"  ±10%: {f['within_10pct'] * 100:5.1f}%"
             )
-    print("   (c) additivity: the sum of an encoder's parts against the encoder (pass 1 | pass 2)")
-    labels = {"isolated": "blocks alone", "model": "blocks in model context", "operators": "operators"}
-    for parts, label in labels.items():
-        rows = [gaps[parts] for gaps in r["additivity"] if parts in gaps]
-        if rows:
-            within = " | ".join(f"{g['within_10pct'] * 100:5.1f}%" for g in rows)
-            bias = " | ".join(f"{g['median_error_pct']:+6.1f}%" for g in rows)
-            print(f"       {label:24s} ±10%: {within}   median error {bias}")
-    for split, s in r.get("predictors", {}).items():
-        if "error" in s:
-            print(f"   (d) {split} split: {s['error']}")
-            continue
-        floor = s["noise_floor"]
-        floor_text = (
-            f"noise floor median {floor['median_pct']:.2f}%, ±10%: {floor['within_10pct'] * 100:.1f}%"
-            if floor
-            else "no noise floor"
+    if not failed("(c) additivity", "additivity"):
+        print("   (c) additivity: the sum of an encoder's parts against the encoder (pass 1 | pass 2)")
+        labels = {"isolated": "blocks alone", "model": "blocks in model context", "operators": "operators"}
+        for parts, label in labels.items():
+            gaps = [g[parts] for g in r["additivity"] if parts in g]
+            if gaps:
+                within = " | ".join(f"{g['within_10pct'] * 100:5.1f}%" for g in gaps)
+                bias = " | ".join(f"{g['median_error_pct']:+6.1f}%" for g in gaps)
+                print(f"       {label:24s} ±10%: {within}   median error {bias}   n={gaps[0]['n']}")
+    if not failed("(d) predictors", "predictors"):
+        for split, s in r["predictors"].items():
+            print_split(split, s)
+    if not failed("(e) build", "build"):
+        b = r["build"]
+        extra = "".join(
+            f", {k.removesuffix('_median_s')} {v:.3f} s"
+            for k, v in b.items()
+            if k.endswith("_median_s") and k != "build_median_s"
         )
-        folds = f"{s['folds']}-fold, " if s["folds"] > 1 else ""
-        print(f"   (d) {split} split ({folds}{s['test']} held-out encoders; {floor_text})")
-        for name, p in s["predictors"].items():
-            if "error" in p:
-                print(f"       {name:10s} not fitted: {p['error']}")
-                continue
-            a = p["accuracy"]
-            bar = "meets" if a["within_10pct"] >= NNLQP_WITHIN_10PCT else "below"
-            print(
-                f"       {name:10s} ±10%: {a['within_10pct'] * 100:5.1f}% ({bar} NNLQP's 99.9%)"
-                f"  MAPE {a['mape_pct']:5.2f}%  τ {a['kendall_tau']:.3f}  bias {a['median_error_pct']:+.1f}%"
-            )
-    b = r["build"]
-    extra = "".join(
-        f", {k.removesuffix('_median')} {v:.3f} s"
-        for k, v in b.items()
-        if k.endswith("_median") and k != "build_median_s"
+        print(
+            f"   (e) build per spec: median {b['build_median_s']:.3f} s, max {b['build_max_s']:.2f} s{extra}"
+        )
+
+
+def print_split(split: str, s: dict[str, Any]) -> None:
+    if "error" in s:
+        print(f"   (d) {split} split: {s['error']}")
+        return
+    floor = s["noise_floor"]
+    floor_text = (
+        f"noise floor median {floor['median_pct']:.2f}%, ±10%: {floor['within_10pct'] * 100:.1f}%"
+        if floor
+        else "no noise floor"
     )
-    print(f"   (e) build per spec: median {b['build_median_s']:.3f} s, max {b['build_max_s']:.2f} s{extra}")
+    folds = f"{s['folds']}-fold, " if s["folds"] > 1 else ""
+    print(f"   (d) {split} split ({folds}{s['test']} held-out encoders; {floor_text})")
+    for name, p in s["predictors"].items():
+        if "error" in p:
+            print(f"       {name:10s} not fitted: {p['error']}")
+            continue
+        a = p["accuracy"]
+        bar = "meets" if a["within_10pct"] >= NNLQP_WITHIN_10PCT else "below"
+        print(
+            f"       {name:10s} ±10%: {a['within_10pct'] * 100:5.1f}% ({bar} NNLQP's 99.9%)"
+            f"  MAPE {a['mape_pct']:5.2f}%  τ {a['kendall_tau']:.3f}  bias {a['median_error_pct']:+.1f}%"
+        )
 
 
 # --- main --------------------------------------------------------------------------------
 
 
+def finite(value: Any) -> Any:
+    """``value`` with every NaN or infinite float replaced by None (JSON has neither: a
+    Kendall τ of constant values, an IQR ratio of a zero median)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [finite(v) for v in value]
+    return value
+
+
 def write_json(path: Path, report: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + f".tmp{os.getpid()}")
-    tmp.write_text(
-        json.dumps(
-            report, indent=1, default=lambda v: None if isinstance(v, float) and math.isnan(v) else str(v)
-        )
-    )
+    tmp.write_text(json.dumps(finite(report), indent=1, allow_nan=False))
     os.replace(tmp, path)
 
 
@@ -342,7 +401,11 @@ def main(argv: Sequence[str] | None = None, *, registry: Registry | None = None)
         "--predictors", default="lut-block,lut-op,xgboost", help="comma-separated [lut-block,lut-op,xgboost]"
     )
     parser.add_argument(
-        "--budget-s", type=float, default=0.0, help="start no pass after this many seconds (0: no limit)"
+        "--budget-s",
+        type=float,
+        default=0.0,
+        help="start no pass that would end after this many seconds, going by the target's last pass "
+        "(0: no limit)",
     )
     parser.add_argument("--data", default=".latbench-bench/targets", help="folder of the resumable databases")
     parser.add_argument("--json", default="benchmarks/results/targets.json", help="figures as JSON")
@@ -367,8 +430,9 @@ def main(argv: Sequence[str] | None = None, *, registry: Registry | None = None)
     registry = registry or default_registry()
     start = time.perf_counter()
 
-    def over_budget() -> bool:
-        return bool(args.budget_s) and time.perf_counter() - start > args.budget_s
+    def over_budget(next_pass_s: float) -> bool:
+        """Whether a pass expected to take ``next_pass_s`` would end past the budget."""
+        return bool(args.budget_s) and time.perf_counter() - start + next_pass_s > args.budget_s
 
     data, out = Path(args.data), Path(args.json)
     report: dict[str, Any] = {
@@ -378,15 +442,22 @@ def main(argv: Sequence[str] | None = None, *, registry: Registry | None = None)
         "targets": [],
     }
     for name in args.target or GPU_TARGETS:
-        report["targets"].append(
-            bench_target(name, plan, data, settings, predictors, registry=registry, over_budget=over_budget)
+        report["targets"].append({"target": name})
+
+        def save(result: dict[str, Any]) -> None:
+            report["targets"][-1] = result
+            report["elapsed_s"] = time.perf_counter() - start
+            write_json(out, report)
+
+        save(
+            bench_target(
+                name, plan, data, settings, predictors, registry=registry, over_budget=over_budget, save=save
+            )
         )
-        report["elapsed_s"] = time.perf_counter() - start
-        write_json(out, report)
-    ran = sum("skipped" not in t for t in report["targets"])
-    print(f"\n{ran} of {len(report['targets'])} targets ran in {report['elapsed_s']:.0f} s; wrote {out}")
+    ran = sum(bool(t.get("passes")) for t in report["targets"])
+    print(f"\n{ran} of {len(report['targets'])} targets measured in {report['elapsed_s']:.0f} s; wrote {out}")
     if not ran:
-        print("error: no target could run here (see the reasons above)", file=sys.stderr)
+        print("error: no target was measured (see the reasons above)", file=sys.stderr)
         return 2
     return 0
 

@@ -355,6 +355,11 @@ def layer_times(
 # --- the backend ----------------------------------------------------------------------------
 
 
+class TensorRTError(RuntimeError):
+    """TensorRT failed on one spec (parse, build, shapes, enqueue): the protocol records that
+    spec as failed and goes on with the others, as for any backend's runtime error."""
+
+
 class TensorRTBackend(Backend):
     name = "tensorrt"
     device = "gpu"
@@ -467,9 +472,7 @@ class TensorRTBackend(Backend):
         runtime = trt.Runtime(logger)
         engine = runtime.deserialize_cuda_engine(serialized)
         if engine is None:
-            raise TargetUnavailableError(
-                f"TensorRT could not deserialize the engine of {spec.label} ({path})"
-            )
+            raise TensorRTError(f"TensorRT could not deserialize the engine of {spec.label} ({path})")
         prepared = TrtPrepared(
             trt, runtime, engine, built, device, bool(target.get("cuda_graph")), plan.graph_dtype
         )
@@ -489,7 +492,7 @@ def _build_engine(  # type: ignore[no-untyped-def]  # pragma: no cover - needs T
     parser = trt.OnnxParser(network, logger)
     if not parser.parse(onnx_bytes):
         errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
-        raise TargetUnavailableError(f"TensorRT cannot parse the ONNX graph of {spec.label}: {errors}")
+        raise TensorRTError(f"TensorRT cannot parse the ONNX graph of {spec.label}: {errors}")
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(settings["workspace_mib"]) << 20)
     config.profiling_verbosity = trt.ProfilingVerbosity.DETAILED  # layer names for the profiler
@@ -504,12 +507,15 @@ def _build_engine(  # type: ignore[no-untyped-def]  # pragma: no cover - needs T
             trt_profile.set_shape(r.name, r.min, r.opt, r.max)
         config.add_optimization_profile(trt_profile)
     cache = config.create_timing_cache(timing_cache.read_bytes() if timing_cache.exists() else b"")
-    if not config.set_timing_cache(cache, ignore_mismatch=False):
-        # A cache from another device or TensorRT build: start an empty one (overwritten below).
-        config.set_timing_cache(config.create_timing_cache(b""), ignore_mismatch=False)
+    # A cache from another device or TensorRT build is refused: start an empty one then
+    # (it replaces the file below).
+    if not config.set_timing_cache(cache, ignore_mismatch=False) and not config.set_timing_cache(
+        config.create_timing_cache(b""), ignore_mismatch=False
+    ):
+        raise TensorRTError(f"TensorRT refused an empty timing cache while building {spec.label}")
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:
-        raise TargetUnavailableError(f"TensorRT could not build an engine for {spec.label} (see its log)")
+        raise TensorRTError(f"TensorRT could not build an engine for {spec.label} (see its log)")
     tmp = timing_cache.with_suffix(f".tmp{os.getpid()}")
     tmp.write_bytes(bytes(config.get_timing_cache().serialize()))
     os.replace(tmp, timing_cache)
@@ -532,7 +538,7 @@ class TrtPrepared(Prepared):  # pragma: no cover - needs a GPU
             value = (x.to(torch_dtype) if x.is_floating_point() else x).to(device).contiguous()
             self.buffers[name] = value
             if not self.context.set_input_shape(name, tuple(value.shape)):
-                raise TargetUnavailableError(f"TensorRT refused input {name} of shape {tuple(value.shape)}")
+                raise TensorRTError(f"TensorRT refused input {name} of shape {tuple(value.shape)}")
         dtypes = {
             trt.float32: torch.float32,
             trt.float16: torch.float16,
@@ -550,7 +556,7 @@ class TrtPrepared(Prepared):  # pragma: no cover - needs a GPU
                 )
         for name, value in self.buffers.items():
             if not self.context.set_tensor_address(name, value.data_ptr()):
-                raise TargetUnavailableError(f"TensorRT refused the address of tensor {name}")
+                raise TensorRTError(f"TensorRT refused the address of tensor {name}")
         self.graph = None
         # The inputs were copied on torch's current stream; TensorRT runs on self.stream.
         self.stream.wait_stream(torch.cuda.current_stream(device))
@@ -564,7 +570,7 @@ class TrtPrepared(Prepared):  # pragma: no cover - needs a GPU
 
     def _enqueue(self) -> None:
         if not self.context.execute_async_v3(self.stream.cuda_stream):
-            raise TargetUnavailableError("TensorRT execute_async_v3 failed (see its log)")
+            raise TensorRTError("TensorRT execute_async_v3 failed (see its log)")
 
     def _launch(self) -> None:
         if self.graph is not None:

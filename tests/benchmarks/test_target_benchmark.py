@@ -12,7 +12,11 @@ from types import ModuleType
 
 import pytest
 
+from latbench.backends.base import Availability, Backend, Prepared
 from latbench.backends.registry import Registry, default_registry
+from latbench.errors import TargetUnavailableError
+from latbench.specs import Spec
+from latbench.target import Target
 from latbench.testing.fake_backend import FakeBackend
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -39,11 +43,35 @@ def bench(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
     return module
 
 
+class NoGpu(Backend):
+    """A GPU target that is never available (as torch-cuda on a machine without a GPU)."""
+
+    name = "gpu-stub"
+    device = "gpu"
+
+    def availability(self) -> Availability:
+        return Availability(False, "no GPU here (test stub)")
+
+    def prepare(self, spec: Spec, target: Target) -> Prepared:
+        raise AssertionError("an unavailable target is never prepared")
+
+
+class RefusesWhilePreparing(FakeBackend):
+    """Available, but the backend refuses the target once it builds a spec."""
+
+    name = "refusing-cpu"
+
+    def prepare(self, spec: Spec, target: Target) -> Prepared:
+        raise TargetUnavailableError("the provider failed to load (test stub)")
+
+
 @pytest.fixture
 def fake_registry() -> Registry:
-    """The default registry and the fake backend (``fake-cpu``)."""
+    """The default registry, the fake backend (``fake-cpu``) and the two stubs above."""
     registry = default_registry().copy()
     registry.register("fake-cpu", FakeBackend)
+    registry.register("gpu-stub", NoGpu)
+    registry.register("refusing-cpu", RefusesWhilePreparing)
     return registry
 
 
@@ -81,12 +109,16 @@ def test_every_figure_on_the_fake_backend(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     code, report = run(
-        bench, tmp_path, plan_file, "--target", "fake-cpu", "--target", "torch-cuda", registry=fake_registry
+        bench, tmp_path, plan_file, "--target", "fake-cpu", "--target", "gpu-stub", registry=fake_registry
     )
     assert code == 0
     printed = capsys.readouterr().out
-    fake, cuda = report["targets"]
-    assert "skipped" in cuda and "torch-cuda" in printed and "not available here" in cuda["skipped"]
+    fake, gpu = report["targets"]
+    assert gpu == {
+        "target": "gpu-stub",
+        "skipped": "target gpu-stub is not available here: no GPU here (test stub)",
+    }
+    assert "skipped gpu-stub: target gpu-stub is not available here" in printed
     assert [p["measured"] for p in fake["passes"]] == [fake["passes"][0]["measured"]] * 2
     # The fake backend is exact: no spread, no noise floor.
     assert fake["sample_spread"]["all"]["cov_median_pct"] == 0
@@ -113,6 +145,7 @@ def test_every_figure_on_the_fake_backend(
         assert line in printed
 
 
+@pytest.mark.slow
 def test_a_real_cpu_target_with_a_tiny_plan_resumes(
     bench: ModuleType, tmp_path: Path, plan_file: Path
 ) -> None:
@@ -134,22 +167,55 @@ def test_a_real_cpu_target_with_a_tiny_plan_resumes(
 
 
 def test_the_budget_stops_before_a_pass_and_keeps_the_json(
-    bench: ModuleType, tmp_path: Path, plan_file: Path, fake_registry: Registry
+    bench: ModuleType,
+    tmp_path: Path,
+    plan_file: Path,
+    fake_registry: Registry,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     code, report = run(
         bench, tmp_path, plan_file, "--target", "fake-cpu", "--budget-s", "1e-9", registry=fake_registry
     )
-    assert code == 0
+    assert code == 2 and "no target was measured" in capsys.readouterr().err
     (fake,) = report["targets"]
     assert fake["passes"] == [] and fake["stopped"] == "time budget spent before pass 1"
 
 
-def test_no_target_that_runs_is_an_error(
-    bench: ModuleType, tmp_path: Path, plan_file: Path, capsys: pytest.CaptureFixture[str]
+def test_a_target_refused_while_profiling_is_stopped_and_the_next_one_runs(
+    bench: ModuleType,
+    tmp_path: Path,
+    plan_file: Path,
+    fake_registry: Registry,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
-    code, report = run(bench, tmp_path, plan_file, "--target", "torch-cuda")
+    code, report = run(
+        bench, tmp_path, plan_file, "--target", "refusing-cpu", "--target", "fake-cpu", registry=fake_registry
+    )
+    assert code == 0
+    refused, fake = report["targets"]
+    assert refused["passes"] == [] and refused["stopped"] == "the provider failed to load (test stub)"
+    assert len(fake["passes"]) == 2 and "noise_floor" in fake
+    assert "1 of 2 targets measured" in capsys.readouterr().out
+
+
+def test_the_json_has_no_nan_or_infinity(bench: ModuleType, tmp_path: Path) -> None:
+    path = tmp_path / "r.json"
+    bench.write_json(path, {"tau": float("nan"), "rows": [{"iqr": float("inf")}, (1.5, -float("inf"))]})
+    assert (
+        path.read_text().replace(" ", "").replace("\n", "") == '{"tau":null,"rows":[{"iqr":null},[1.5,null]]}'
+    )
+
+
+def test_no_target_that_runs_is_an_error(
+    bench: ModuleType,
+    tmp_path: Path,
+    plan_file: Path,
+    fake_registry: Registry,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, report = run(bench, tmp_path, plan_file, "--target", "gpu-stub", registry=fake_registry)
     assert code == 2
-    assert "no target could run here" in capsys.readouterr().err
+    assert "no target was measured" in capsys.readouterr().err
     assert "skipped" in report["targets"][0]
 
 
@@ -175,6 +241,7 @@ def test_bad_arguments_are_one_line_errors(
     assert message in err and err.startswith("error: ") and len(err.strip().splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_the_device_check_script_runs_every_step_and_keeps_its_logs(tmp_path: Path, plan_file: Path) -> None:
     """scripts/device-check, as a lent GPU machine runs it, here without wheels or a GPU:
     the benchmark's GPU targets are replaced by torch-cpu, the tests by a small file."""
@@ -196,20 +263,19 @@ def test_the_device_check_script_runs_every_step_and_keeps_its_logs(tmp_path: Pa
         [str(ROOT / "scripts" / "device-check"), *args], env=env, capture_output=True, text=True, timeout=300
     )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
-    assert sorted(p.name for p in out.iterdir()) == [
-        "devices.log",
-        "pytest.log",
-        "targets.json",
-        "targets.log",
-    ]
+    names = ["databases.tar.gz", "devices.log", "pytest.log", "targets.json", "targets.log"]
+    assert sorted(p.name for p in out.iterdir()) == names
     assert "torch-cuda" in (out / "devices.log").read_text()
     assert " passed" in (out / "pytest.log").read_text()
     assert json.loads((out / "targets.json").read_text())["targets"][0]["target"] == "torch-cpu:threads=1"
     assert "\r" not in (out / "targets.log").read_text()  # no progress lines in a log
     # A failing step fails the script, after the later steps ran.
+    for name in names:
+        (out / name).unlink()
     env["LATBENCH_DEVICE_TESTS"] = "tests/latbench/no_such_test.py"
     result = subprocess.run(
         [str(ROOT / "scripts" / "device-check"), *args], env=env, capture_output=True, text=True, timeout=300
     )
     assert result.returncode != 0 and "device-check: exit" in result.stdout
+    assert sorted(p.name for p in out.iterdir()) == names
     assert json.loads((out / "targets.json").read_text())["targets"][0]["target"] == "torch-cpu:threads=1"

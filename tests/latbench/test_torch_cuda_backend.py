@@ -335,6 +335,7 @@ def test_the_compile_limits_patch_covers_old_and_new_dynamo_names() -> None:
         "accumulated_cache_size_limit": 1_000_000,
     }
     real = torch._dynamo.config
-    assert real.patch(dynamo_limit_patch(real, "this")) is not None  # every name exists in this torch
+    with real.patch(dynamo_limit_patch(real, "this")):  # every name is one this torch knows
+        assert real.recompile_limit == 1_000_000
     with pytest.raises(ConfigError, match="no known Dynamo recompile limit"):
         dynamo_limit_patch(SimpleNamespace(), "9.0")
