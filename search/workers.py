@@ -122,10 +122,15 @@ class LocalWorkers:
 
     def __enter__(self) -> LocalWorkers:
         env = {**os.environ, "OMP_NUM_THREADS": str(self.threads), "MKL_NUM_THREADS": str(self.threads)}
+        with _interruptible_children():
+            self._start(env)
+        return self
+
+    def _start(self, env: dict[str, str]) -> None:
         try:
             for k, command in enumerate(self.commands, start=1):
                 log_path = self.out / f"worker-{k}.log"
-                log = open(log_path, "ab")  # closed in __exit__
+                log = open(log_path, "ab")  # noqa: SIM115 - closed in __exit__
                 try:
                     # its own session: the terminal's Ctrl-C reaches only this process
                     process = subprocess.Popen(
@@ -138,7 +143,6 @@ class LocalWorkers:
         except BaseException:
             self.__exit__(*sys.exc_info())
             raise
-        return self
 
     def failures(self) -> list[str]:
         """One line per worker that exited with an error since the last call."""
@@ -179,6 +183,27 @@ class LocalWorkers:
             if w.process.poll() is None:
                 w.process.kill()
                 w.process.wait()
+
+
+@contextlib.contextmanager
+def _interruptible_children() -> Iterator[None]:
+    """Start children that take SIGINT (the workers' "fail your trial and exit") even when
+    this process ignores it, as a background job of a shell script or a nohup'ed run does: an
+    ignored signal stays ignored across exec, and Python then installs no KeyboardInterrupt
+    handler, so a worker would finish its trial first. A handled signal is reset to the
+    default at exec, so while the children start, SIGINT is handled here (only the main
+    thread may change it; elsewhere the children inherit what there is)."""
+    try:
+        ignored = signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+        if ignored:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+    except ValueError:  # not the main thread
+        ignored = False
+    try:
+        yield
+    finally:
+        if ignored:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def worker_command(argv: Sequence[str], index: int, storage: str, study: str) -> list[str]:

@@ -4,6 +4,7 @@ study, the cores are shared out, and measurements never overlap a worker's train
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 import tempfile
@@ -137,7 +138,21 @@ def test_workers_get_their_share_of_threads_log_apart_and_failures_are_reported(
     assert workers.failures() == []  # reported once
 
 
-def test_leaving_early_interrupts_the_workers(tmp_path: Path) -> None:
+@pytest.mark.parametrize("parent_sigint", ["handled", "ignored"])
+def test_leaving_early_interrupts_the_workers(tmp_path: Path, parent_sigint: str) -> None:
+    """Also when this process ignores SIGINT, as a background job of a shell script or a
+    nohup'ed run does: the workers would inherit that and sleep on through the interrupt."""
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if parent_sigint == "ignored" else None
+    try:
+        _leave_early(tmp_path)
+        if previous is not None:
+            assert signal.getsignal(signal.SIGINT) == signal.SIG_IGN  # given back as it was
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+
+
+def _leave_early(tmp_path: Path) -> None:
     sleeper = [sys.executable, "-c", "import time; print('up', flush=True); time.sleep(60)"]
     start = time.monotonic()
     with pytest.raises(KeyboardInterrupt), LocalWorkers([sleeper], tmp_path, threads=1) as workers:
