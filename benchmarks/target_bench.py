@@ -55,7 +55,7 @@ import numpy as np
 from latbench.backends.registry import Registry, default_registry
 from latbench.db import MeasurementDB
 from latbench.errors import ConfigError, LatbenchError, TargetUnavailableError
-from latbench.fingerprint import collect
+from latbench.fingerprint import Fingerprint, collect
 from latbench.measurement import Measurement, quantile
 from latbench.plans import Plan, load_plan
 from latbench.profile import run_profile
@@ -192,12 +192,12 @@ def profile_pass(
     specs: Sequence[Any],
     backend: Any,
     target: Target,
+    fingerprint: Fingerprint,
     settings: ProtocolSettings,
     *,
     shuffle_seed: int = 0,
 ) -> tuple[list[Measurement], float, int]:
     """Profile ``specs`` into ``path`` (resumable); rows of this plan, seconds, failures."""
-    fingerprint = collect(backend.fingerprint_extras())
     start = time.perf_counter()
     path.parent.mkdir(parents=True, exist_ok=True)
     with MeasurementDB(path) as db:
@@ -263,7 +263,9 @@ def bench_target(
         path = data / f"{slug(target)}-pass{i + 1}.db"
         try:
             # Each pass in its own order: a spec's neighbours in a chunk differ between them.
-            rows, elapsed_s, failed = profile_pass(path, specs, backend, target, settings, shuffle_seed=i)
+            rows, elapsed_s, failed = profile_pass(
+                path, specs, backend, target, fingerprint, settings, shuffle_seed=i
+            )
         except LatbenchError as exc:  # the backend cannot run this target after all
             print(f"\n   stopped: {exc}")
             result["stopped"] = str(exc)

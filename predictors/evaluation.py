@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from latbench.measurement import Measurement
-from latbench.specs import BlockSpec, EncoderSpec, OpSpec, Spec, layer_ops
+from latbench.specs import BlockSpec, EncoderSpec, OpSpec, Spec, encoder_ops
 from predictors import registry
 from predictors.base import ExtrapolationWarning
 from predictors.metrics import Accuracy, NoiseFloor, accuracy
@@ -175,12 +175,12 @@ def sum_of_parts_s(encoder: EncoderSpec, medians_s: dict[Spec, float], parts: st
     if parts not in PARTS:
         raise ValueError(f"parts must be one of {', '.join(PARTS)}, got {parts!r}")
     w, arch = encoder.workload, encoder.arch
-    needed: list[tuple[Spec, int]] = [(OpSpec("embedding", w, arch.hidden, vocab_size=arch.vocab_size), 1)]
-    for layer in arch.layers:
-        if parts == "operators":
-            needed.extend(layer_ops(layer, w))
-        else:
-            needed.append((BlockSpec(layer, w, parts), 1))
+    needed: list[tuple[Spec, int]]
+    if parts == "operators":
+        needed = list(encoder_ops(arch, w))
+    else:
+        embedding = OpSpec("embedding", w, arch.hidden, vocab_size=arch.vocab_size)
+        needed = [(embedding, 1), *((BlockSpec(layer, w, parts), 1) for layer in arch.layers)]
     if any(spec not in medians_s for spec, _ in needed):
         return None
     return sum(medians_s[spec] * count for spec, count in needed)
