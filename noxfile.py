@@ -32,7 +32,7 @@ def tests(session: nox.Session) -> None:
 
 @nox.session(venv_backend="none")
 def lint(session: nox.Session) -> None:
-    paths = ["latbench", "predictors", "search", "reports", "tests", "benchmarks", "noxfile.py"]
+    paths = ["latbench", "tests", "benchmarks", "noxfile.py"]
     session.run(PYTHON, "-m", "ruff", "check", *paths, external=True)
     session.run(PYTHON, "-m", "ruff", "format", "--check", *paths, external=True)
 
@@ -83,6 +83,6 @@ def demo(session: nox.Session) -> None:
     out = session.posargs[0] if session.posargs else "latbench-demo"
     session.run(PYTHON, "-m", "latbench.cli", "demo", "--out", out, external=True)
     session.run(
-        PYTHON, "-m", "reports.browser", f"{out}/report/report.html",
+        PYTHON, "-m", "latbench.reports.browser", f"{out}/report/report.html",
         "--screenshot", f"{out}/report-screenshot.png", external=True,
     )  # fmt: skip

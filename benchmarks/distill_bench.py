@@ -37,17 +37,22 @@ import torch
 from latbench.arch import Arch, Workload
 from latbench.backends.registry import default_registry
 from latbench.db import default_worker
+from latbench.distill.checkpoint import load_checkpoint
+from latbench.distill.data import load_dataset
+from latbench.distill.demo_task import (
+    DEMO_DEV_EXAMPLES,
+    DEMO_TEACHER_STEPS,
+    DEMO_TRAIN_EXAMPLES,
+    write_demo_task,
+)
+from latbench.distill.pipeline import distill_student, encode
+from latbench.distill.trainer import DistillConfig, LossWeights, evaluate
 from latbench.fingerprint import collect
 from latbench.profile import measure_specs
+from latbench.search.space import SearchSpace
 from latbench.specs import EncoderSpec
 from latbench.target import Target
 from latbench.timing import ProtocolSettings
-from search.checkpoint import load_checkpoint
-from search.data import load_dataset
-from search.demo import DEMO_DEV_EXAMPLES, DEMO_TEACHER_STEPS, DEMO_TRAIN_EXAMPLES, write_demo_task
-from search.distill import DistillConfig, LossWeights, evaluate
-from search.pipeline import distill_student, encode
-from search.space import SearchSpace
 
 SECTIONS = ("teacher", "speedups", "etd-vs-random", "proxy-rank")
 RANK_ARCHS = 10

@@ -32,11 +32,11 @@ from latbench.db import MeasurementDB
 from latbench.fingerprint import collect
 from latbench.measurement import quantile
 from latbench.plans import QUICK, Plan, ProfileSpace
+from latbench.predictors.evaluation import additivity
 from latbench.profile import run_profile
 from latbench.specs import EncoderSpec
 from latbench.target import Target
 from latbench.timing import ProtocolSettings
-from predictors.evaluation import additivity
 
 
 def bench_plan(encoders: int, seed: int) -> Plan:

@@ -44,15 +44,15 @@ from latbench.db import MeasurementDB
 from latbench.fingerprint import collect
 from latbench.measurement import Measurement
 from latbench.plans import QUICK, STANDARD, Plan, ProfileSpace
+from latbench.predictors import registry
+from latbench.predictors.base import ExtrapolationWarning, LatencyPredictor
+from latbench.predictors.batch import EncoderBatch
+from latbench.predictors.io import save_predictor
+from latbench.predictors.metrics import accuracy, noise_floor
+from latbench.predictors.table import LatencyTable
 from latbench.profile import measure_specs, run_profile
 from latbench.specs import EncoderSpec
 from latbench.target import Target
-from predictors import registry
-from predictors.base import ExtrapolationWarning, LatencyPredictor
-from predictors.batch import EncoderBatch
-from predictors.io import save_predictor
-from predictors.metrics import accuracy, noise_floor
-from predictors.table import LatencyTable
 
 SECTIONS = ("published", "learning-curve", "transfer", "speed")
 ORT = "onnxruntime-cpu"

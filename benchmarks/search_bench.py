@@ -9,7 +9,7 @@ reused by a rerun):
   onnxruntime-cpu (~90 s, once) and a ``lut-block`` predictor fitted on it (batch 1,
   sequence 128).
 * **surrogate**: each sampler over ``--seeds`` seeds on the inexpensive accuracy surrogate
-  (``search.objectives.SurrogateAccuracy``), ``--trials`` trials each (Optuna's GP: ``--gp-trials``,
+  (``latbench.search.objectives.SurrogateAccuracy``), ``--trials`` trials each (Optuna's GP: ``--gp-trials``,
   since its model costs seconds per trial and it only has to beat random early), on a per-layer
   space within the quick plan's range (hidden 128-384, 2-6 layers, 4 or 8 heads and FFN
   ratio 2-4 per layer: 5.6 million students). One fixed reference point for every run:
@@ -48,9 +48,9 @@ from pathlib import Path
 from typing import Any
 
 from latbench.arch import Workload
-from search.objectives import MeasuredLatency, PredictedLatency, ProxyDistillation, SurrogateAccuracy
-from search.space import DEMO, SearchSpace
-from search.study import SearchSettings, finish, hypervolume, run_search
+from latbench.search.objectives import MeasuredLatency, PredictedLatency, ProxyDistillation, SurrogateAccuracy
+from latbench.search.space import DEMO, SearchSpace
+from latbench.search.study import SearchSettings, finish, hypervolume, run_search
 
 SECTIONS = ("predictor", "surrogate", "proxy")
 WORKLOAD = Workload(1, 128)
@@ -205,8 +205,8 @@ def per_evaluated(outcome, truth: SurrogateAccuracy | None = None) -> list[float
 
 
 def proxy(data: Path, trials: int, seeds: int) -> dict[str, Any]:
-    from search.demo import write_demo_task
-    from search.distill import DistillConfig, LossWeights
+    from latbench.distill.demo_task import write_demo_task
+    from latbench.distill.trainer import DistillConfig, LossWeights
 
     files = write_demo_task(data.parent / "distill" / "task")
     latency = PredictedLatency(predictor_file(data, "demo"), WORKLOAD)

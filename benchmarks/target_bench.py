@@ -15,9 +15,9 @@ twice, into two databases under ``--data`` (one pass after the other), and print
     this is the spread of such windows, smaller than that of single calls;
 (b) **noise floor**: the same specs measured in pass 1 and in pass 2 (the same process,
     each pass in its own shuffled order), over every spec and over the encoders
-    (``predictors.metrics.noise_floor``);
+    (``latbench.predictors.metrics.noise_floor``);
 (c) **additivity gap**: every encoder against the sum of its parts (blocks alone, blocks
-    in model context, operators) in each pass (``predictors.evaluation.additivity``);
+    in model context, operators) in each pass (``latbench.predictors.evaluation.additivity``);
 (d) **predictor accuracy** on held-out encoders of pass 1 (random k-fold and the
     hidden-size split, as ``latbench evaluate``), with the noise floor of the same
     encoders from pass 2 beside it, and the share within ±10% against NNLQP's bar (99.9%
@@ -58,12 +58,8 @@ from latbench.errors import ConfigError, LatbenchError, TargetUnavailableError
 from latbench.fingerprint import Fingerprint, collect
 from latbench.measurement import Measurement, quantile
 from latbench.plans import Plan, load_plan
-from latbench.profile import run_profile
-from latbench.specs import EncoderSpec
-from latbench.target import Target
-from latbench.timing import ProtocolSettings
-from predictors import registry as predictor_registry
-from predictors.evaluation import (
+from latbench.predictors import registry as predictor_registry
+from latbench.predictors.evaluation import (
     additivity,
     evaluate,
     noise_floor_pairs,
@@ -71,7 +67,11 @@ from predictors.evaluation import (
     random_folds,
     split_measurements,
 )
-from predictors.metrics import noise_floor
+from latbench.predictors.metrics import noise_floor
+from latbench.profile import run_profile
+from latbench.specs import EncoderSpec
+from latbench.target import Target
+from latbench.timing import ProtocolSettings
 
 GPU_TARGETS = ("torch-cuda:mode=eager", "torch-cuda:mode=cuda-graph", "xla:platform=gpu")
 #: NNLQP (Liu et al., 2022): 99.9% of ViT latencies within ±10% on a GPU with TensorRT.

@@ -246,7 +246,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Settings may also come from a TOML file (--config) whose keys are the long "
         "option names with underscores (space, teacher, data, predictor, budget_ms, sampler, "
         "trials, ...); options given on the command line win. Results: OUT/search.json and "
-        "OUT/trials.csv (see search/study.py), students of the Pareto set in OUT/pareto-NNNN/.",
+        "OUT/trials.csv (see latbench/search/study.py), students of the Pareto set in OUT/pareto-NNNN/.",
     )
     p.add_argument("--config", help="TOML file with any of the options below")
     p.add_argument("--space", help="search space: autodistil-tiny, autodistil-small, autodistil-base, "
@@ -341,7 +341,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--final-epochs", type=float, default=1.0, help="epochs of the Pareto set's full distillation [1]"
     )
     p.add_argument(
-        "--teacher-steps", type=int, default=None, help="teacher training steps [search.demo default]"
+        "--teacher-steps",
+        type=int,
+        default=None,
+        help="teacher training steps [latbench.distill.demo_task default]",
     )
     p.add_argument("--no-baseline", action="store_true", help="skip the random-search baseline")
     p.add_argument(
@@ -355,12 +358,15 @@ def build_parser() -> argparse.ArgumentParser:
         "demo-task",
         help="write the built-in demo task and train its demo teacher",
         description="Generate the demo text-classification task (stacked negation, fixed "
-        "seed; see search/demo.py) as train.jsonl and dev.jsonl, and train the built-in demo "
+        "seed; see latbench/distill/demo_task.py) as train.jsonl and dev.jsonl, and train the built-in demo "
         "teacher (a 4-layer BERT) into OUT/teacher. Reuses what is already there.",
     )
     p.add_argument("--out", default="latbench-demo", help="output folder [latbench-demo]")
     p.add_argument(
-        "--teacher-steps", type=int, default=None, help="teacher training steps [search.demo default]"
+        "--teacher-steps",
+        type=int,
+        default=None,
+        help="teacher training steps [latbench.distill.demo_task default]",
     )
     return parser
 
@@ -671,10 +677,10 @@ def cmd_fit(args: argparse.Namespace) -> int:
 
     from latbench.backends.registry import default_registry
     from latbench.db import MeasurementDB
+    from latbench.predictors import registry
+    from latbench.predictors.io import save_predictor
+    from latbench.predictors.table import LatencyTable
     from latbench.target import Target
-    from predictors import registry
-    from predictors.io import save_predictor
-    from predictors.table import LatencyTable
 
     if args.predictor not in registry.names():
         raise ConfigError(
@@ -726,7 +732,7 @@ def _predictor_params(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_specsheets(args: argparse.Namespace) -> int:
-    from predictors.roofline import detect_cpu_spec, spec_sheets
+    from latbench.predictors.roofline import detect_cpu_spec, spec_sheets
 
     sheets = {"auto": detect_cpu_spec(), **spec_sheets()}
     if args.json:
@@ -774,17 +780,17 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     from latbench.backends.registry import default_registry
     from latbench.db import MeasurementDB, redact_url
-    from latbench.target import Target
-    from predictors import registry
-    from predictors.evaluation import (
+    from latbench.predictors import registry
+    from latbench.predictors.evaluation import (
         evaluate,
         noise_floor_pairs,
         pooled_test,
         random_folds,
         split_measurements,
     )
-    from predictors.metrics import noise_floor
-    from reports.parity import parity_plot
+    from latbench.predictors.metrics import noise_floor
+    from latbench.reports.parity import parity_plot
+    from latbench.target import Target
 
     target = Target.parse(args.target)
     target = default_registry().create(target.name).normalize(target)
@@ -811,7 +817,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     report: dict = {  # type: ignore[type-arg]
-        "format": "latbench-evaluation",  # reports.results reads it
+        "format": "latbench-evaluation",  # latbench.reports.results reads it
         "version": 1,
         "target": str(target),
         "fingerprint": fingerprint.to_dict(),
@@ -880,11 +886,11 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     from latbench.arch import Arch, Workload
     from latbench.fingerprint import collect
+    from latbench.predictors.base import INTERVAL_COVERAGE
+    from latbench.predictors.io import load_predictor
+    from latbench.predictors.table import ExtrapolationError
     from latbench.specs import EncoderSpec
     from latbench.target import Target
-    from predictors.base import INTERVAL_COVERAGE
-    from predictors.io import load_predictor
-    from predictors.table import ExtrapolationError
 
     arch = Arch.from_json(args.arch) if args.arch else Arch.from_hf_config(args.hf_config)
     spec = EncoderSpec(arch, Workload(args.batch, args.seq, args.precision))
@@ -972,9 +978,15 @@ def cmd_distill(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from latbench.arch import Arch
-    from search.checkpoint import load_checkpoint
-    from search.distill import DistillConfig, LossWeights
-    from search.pipeline import METRICS_FILE, check_settings, distill_student, load_data, proxy_config
+    from latbench.distill.checkpoint import load_checkpoint
+    from latbench.distill.pipeline import (
+        METRICS_FILE,
+        check_settings,
+        distill_student,
+        load_data,
+        proxy_config,
+    )
+    from latbench.distill.trainer import DistillConfig, LossWeights
 
     arch = Arch.from_json(args.arch)
     config = DistillConfig(
@@ -1068,7 +1080,7 @@ def cmd_distill(args: argparse.Namespace) -> int:
 
 
 def cmd_demo_task(args: argparse.Namespace) -> int:
-    from search.demo import write_demo_task
+    from latbench.distill.demo_task import write_demo_task
 
     console = _console()
     kwargs = (
@@ -1157,10 +1169,10 @@ def cmd_search(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from latbench.arch import Workload
-    from search.distill import DistillConfig
-    from search.objectives import PredictedLatency, ProxyDistillation, SurrogateAccuracy
-    from search.space import load_space
-    from search.study import (
+    from latbench.distill.trainer import DistillConfig
+    from latbench.search.objectives import PredictedLatency, ProxyDistillation, SurrogateAccuracy
+    from latbench.search.space import load_space
+    from latbench.search.study import (
         SearchSettings,
         extremes,
         finish,
@@ -1169,7 +1181,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         run_search,
         write_results,
     )
-    from search.workers import LocalWorkers, MachineLock, threads_per_worker, worker_command
+    from latbench.search.workers import LocalWorkers, MachineLock, threads_per_worker, worker_command
 
     o = search_options(args)
     # Everything that can be checked is checked before the first trial.
@@ -1232,7 +1244,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         task = bar.add_task("", total=settings.trials)
 
         def on_trial(record, records, hv: float) -> None:  # type: ignore[no-untyped-def]
-            from search.study import pareto_front
+            from latbench.search.study import pareto_front
 
             done = sum(r.evaluated for r in records)
             front = pareto_front(records)
@@ -1314,7 +1326,7 @@ def _library_versions() -> dict[str, str]:
 def _search_target(text: str | None, latency, workload):  # type: ignore[no-untyped-def]
     """The target to measure on: --target, else the predictor's when available here."""
     from latbench.backends.registry import default_registry
-    from search.objectives import MeasuredLatency
+    from latbench.search.objectives import MeasuredLatency
 
     if text:
         return MeasuredLatency(text, workload)
@@ -1364,8 +1376,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from latbench.arch import Workload
-    from search.demo import DEMO_TEACHER_ARCH
-    from search.objectives import PredictedLatency
+    from latbench.distill.demo_task import DEMO_TEACHER_ARCH
+    from latbench.search.objectives import PredictedLatency
 
     out = Path(args.out)
     trials = _positive("--trials", args.trials)
@@ -1422,7 +1434,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from reports.build import build_report
+    from latbench.reports.build import build_report
 
     files = build_report(
         args.results, args.out, baselines=args.baseline, title=args.title, command=["latbench", *args.argv]

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from latbench.arch import Workload
-from search.space import SearchSpace
+from latbench.search.space import SearchSpace
 
 ROOT = Path(__file__).resolve().parents[2]
 

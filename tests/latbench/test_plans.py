@@ -81,7 +81,7 @@ def test_the_demo_plan_covers_every_student_of_the_demo_teacher() -> None:
         for heads in (2, 4):
             for ratio in (1, 2, 4):
                 assert LayerShape(hidden, heads, hidden * ratio) in shapes
-    assert LayerShape(128, 4, 512) in shapes  # the teacher's own layer (search/demo.py)
+    assert LayerShape(128, 4, 512) in shapes  # the teacher's own layer (latbench/distill/demo_task.py)
     assert plan.space.vocab_size == 256
     assert {b.workload for b in blocks(plan.specs())} == {Workload(1, 128)}
 

@@ -9,11 +9,11 @@ import pytest
 from latbench.db import MeasurementDB
 from latbench.fingerprint import collect
 from latbench.plans import Plan, ProfileSpace
+from latbench.predictors.table import LatencyTable
 from latbench.profile import run_profile
 from latbench.target import Target
 from latbench.testing.fake_backend import FakeBackend
 from latbench.timing import ProtocolSettings
-from predictors.table import LatencyTable
 
 SETTINGS = ProtocolSettings(
     warmup_min_s=0.0, warmup_min_iters=1, min_sample_s=0.0, samples=4, min_samples=4, rounds=1

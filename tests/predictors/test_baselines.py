@@ -11,8 +11,7 @@ import pytest
 from sklearn.ensemble import RandomForestRegressor
 
 from latbench.arch import Arch, Workload
-from latbench.specs import EncoderSpec, encoder_ops
-from predictors.baselines import (
+from latbench.predictors.baselines import (
     KERNELS,
     HatMlpPredictor,
     NnMeterForestPredictor,
@@ -21,7 +20,8 @@ from predictors.baselines import (
     kernel_features,
     kernel_training_set,
 )
-from predictors.batch import EncoderBatch
+from latbench.predictors.batch import EncoderBatch
+from latbench.specs import EncoderSpec, encoder_ops
 
 W = Workload(1, 16)
 

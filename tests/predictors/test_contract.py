@@ -14,10 +14,10 @@ from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 
 from latbench.arch import Arch, Workload
+from latbench.predictors import registry
+from latbench.predictors.batch import EncoderBatch
+from latbench.predictors.io import load_predictor, save_predictor
 from latbench.specs import EncoderSpec
-from predictors import registry
-from predictors.batch import EncoderBatch
-from predictors.io import load_predictor, save_predictor
 
 NAMES = sorted(registry.names())
 

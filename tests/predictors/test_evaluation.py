@@ -8,13 +8,8 @@ import pytest
 from latbench.db import MeasurementDB
 from latbench.fingerprint import collect
 from latbench.plans import Plan, ProfileSpace
-from latbench.profile import measure_specs, run_profile
-from latbench.specs import EncoderSpec
-from latbench.target import Target
-from latbench.testing.fake_backend import FakeBackend, fake_latency_s
-from latbench.timing import ProtocolSettings
-from predictors import registry
-from predictors.evaluation import (
+from latbench.predictors import registry
+from latbench.predictors.evaluation import (
     additivity,
     evaluate,
     noise_floor_pairs,
@@ -22,6 +17,11 @@ from predictors.evaluation import (
     split_measurements,
     sum_of_parts_s,
 )
+from latbench.profile import measure_specs, run_profile
+from latbench.specs import EncoderSpec
+from latbench.target import Target
+from latbench.testing.fake_backend import FakeBackend, fake_latency_s
+from latbench.timing import ProtocolSettings
 
 SETTINGS = ProtocolSettings(
     warmup_min_s=0.0, warmup_min_iters=1, min_sample_s=0.0, samples=4, min_samples=4, rounds=1

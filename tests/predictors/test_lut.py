@@ -13,13 +13,13 @@ import pytest
 
 from latbench.arch import Arch, LayerShape, Workload
 from latbench.errors import ConfigError
+from latbench.predictors.base import ExtrapolationWarning
+from latbench.predictors.io import FingerprintMismatchWarning, load_predictor, save_predictor
+from latbench.predictors.lut import FlopsPredictor, LutBlockPredictor, LutOpPredictor
+from latbench.predictors.table import ExtrapolationError, LatencyTable, LogLogInterpolator
 from latbench.specs import BlockSpec, EncoderSpec
 from latbench.target import Target
 from latbench.testing.fake_backend import fake_latency_s
-from predictors.base import ExtrapolationWarning
-from predictors.io import FingerprintMismatchWarning, load_predictor, save_predictor
-from predictors.lut import FlopsPredictor, LutBlockPredictor, LutOpPredictor
-from predictors.table import ExtrapolationError, LatencyTable, LogLogInterpolator
 
 
 def test_block_table_predicts_held_out_encoders_of_a_known_law(measured) -> None:  # type: ignore[no-untyped-def]

@@ -1,4 +1,4 @@
-"""predictors.metrics: accuracy figures and the noise floor on small hand-computed examples."""
+"""latbench.predictors.metrics: accuracy figures and the noise floor on small hand-computed examples."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from predictors.metrics import (
+from latbench.predictors.metrics import (
     BOUNDARY_TOLERANCE,
     Accuracy,
     NoiseFloor,

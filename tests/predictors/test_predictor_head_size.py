@@ -12,6 +12,13 @@ import numpy as np
 import pytest
 
 from latbench.arch import Arch, LayerShape, Workload
+from latbench.predictors import registry
+from latbench.predictors.base import ExtrapolationWarning, take
+from latbench.predictors.baselines import kernel_features
+from latbench.predictors.batch import EncoderBatch
+from latbench.predictors.io import load_predictor, save_predictor
+from latbench.predictors.lut import LutBlockPredictor, LutOpPredictor
+from latbench.predictors.table import ExtrapolationError, LatencyTable
 from latbench.specs import (
     LAYER_OPS,
     BlockSpec,
@@ -23,13 +30,6 @@ from latbench.specs import (
     layer_ops,
 )
 from latbench.testing.fake_backend import fake_latency_s
-from predictors import registry
-from predictors.base import ExtrapolationWarning, take
-from predictors.baselines import kernel_features
-from predictors.batch import EncoderBatch
-from predictors.io import load_predictor, save_predictor
-from predictors.lut import LutBlockPredictor, LutOpPredictor
-from predictors.table import ExtrapolationError, LatencyTable
 
 W = Workload(1, 64)  # inside the fake table's workloads (batch 1, sequences 16 and 64)
 EXTRA = {"vocab_size": 1000}  # the fake table's vocabulary

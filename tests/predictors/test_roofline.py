@@ -16,12 +16,10 @@ import pytest
 from latbench.arch import Arch, Workload
 from latbench.errors import ConfigError
 from latbench.fingerprint import collect
-from latbench.specs import EncoderSpec, OpSpec, layer_ops
-from latbench.target import Target
-from predictors import registry, roofline
-from predictors.batch import EncoderBatch
-from predictors.io import load_predictor, save_predictor
-from predictors.roofline import (
+from latbench.predictors import registry, roofline
+from latbench.predictors.batch import EncoderBatch
+from latbench.predictors.io import load_predictor, save_predictor
+from latbench.predictors.roofline import (
     DeviceSpec,
     RooflinePredictor,
     detect_cpu_spec,
@@ -30,6 +28,8 @@ from predictors.roofline import (
     roofline_seconds,
     spec_sheets,
 )
+from latbench.specs import EncoderSpec, OpSpec, layer_ops
+from latbench.target import Target
 
 EXPECTED_DEVICES = {
     "nvidia-h100-sxm",

@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from predictors.batch import EncoderBatch
-from predictors.io import load_predictor, save_predictor
-from predictors.lut import LutBlockPredictor
-from predictors.transfer import TransferPredictor
-from predictors.xgb import XGBoostPredictor
+from latbench.predictors.batch import EncoderBatch
+from latbench.predictors.io import load_predictor, save_predictor
+from latbench.predictors.lut import LutBlockPredictor
+from latbench.predictors.transfer import TransferPredictor
+from latbench.predictors.xgb import XGBoostPredictor
 
 
 def test_xgboost_learns_what_the_sum_of_parts_misses(measured) -> None:  # type: ignore[no-untyped-def]

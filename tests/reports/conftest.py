@@ -35,9 +35,9 @@ class Searches:
 
 
 def fit_lut_block(path: Path, tmp: Path) -> Path:
-    from predictors import registry
-    from predictors.io import save_predictor
-    from predictors.table import LatencyTable
+    from latbench.predictors import registry
+    from latbench.predictors.io import save_predictor
+    from latbench.predictors.table import LatencyTable
 
     backend = FakeBackend()
     target = backend.normalize(Target("fake-cpu"))
@@ -59,9 +59,9 @@ def fit_lut_block(path: Path, tmp: Path) -> Path:
 @pytest.fixture(scope="session")
 def searches(tmp_path_factory: pytest.TempPathFactory) -> Searches:
     pytest.importorskip("optuna")
-    from search.objectives import MeasuredLatency, PredictedLatency, SurrogateAccuracy
-    from search.space import SearchSpace
-    from search.study import SearchSettings, finish, run_search, write_results
+    from latbench.search.objectives import MeasuredLatency, PredictedLatency, SurrogateAccuracy
+    from latbench.search.space import SearchSpace
+    from latbench.search.study import SearchSettings, finish, run_search, write_results
 
     root = tmp_path_factory.mktemp("searches")
     predictor = fit_lut_block(root / "lut-block.json", root)

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from reports.browser import check_report, find_chromium
-from reports.build import build_report
+from latbench.reports.browser import check_report, find_chromium
+from latbench.reports.build import build_report
 
 pytestmark = pytest.mark.browser
 

@@ -12,8 +12,8 @@ import pytest
 
 from latbench.cli import main
 from latbench.errors import ConfigError
-from reports.build import build_report
-from reports.results import read_results
+from latbench.reports.build import build_report
+from latbench.reports.results import read_results
 
 
 def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:

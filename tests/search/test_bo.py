@@ -13,10 +13,15 @@ import pytest
 
 from latbench.arch import Arch, Workload
 from latbench.errors import ConfigError
-from search.bo import Observation, PredictorGuidedProposer, expected_hypervolume_improvement, features
-from search.objectives import PredictedLatency, SurrogateAccuracy
-from search.space import SearchSpace
-from search.study import SearchSettings, hypervolume, make_sampler, run_search
+from latbench.search.bo import (
+    Observation,
+    PredictorGuidedProposer,
+    expected_hypervolume_improvement,
+    features,
+)
+from latbench.search.objectives import PredictedLatency, SurrogateAccuracy
+from latbench.search.space import SearchSpace
+from latbench.search.study import SearchSettings, hypervolume, make_sampler, run_search
 
 pytest.importorskip("optuna")
 SPACE = SearchSpace(
@@ -73,7 +78,7 @@ def test_a_per_layer_student_is_described_by_its_layers_mean_choices() -> None:
 
 
 def test_the_model_learns_a_noisy_accuracy_and_its_uncertainty_leaves_the_noise_out() -> None:
-    from search.bo import AccuracyModel
+    from latbench.search.bo import AccuracyModel
 
     rng = np.random.default_rng(0)
 

@@ -16,8 +16,8 @@ import pytest
 
 from latbench.cli import build_parser, main
 from latbench.db import default_worker
+from latbench.search.workers import LocalWorkers, MachineLock, threads_per_worker, worker_command
 from latbench.testing.cli import assert_user_error
-from search.workers import LocalWorkers, MachineLock, threads_per_worker, worker_command
 
 optuna = pytest.importorskip("optuna")
 
@@ -99,7 +99,7 @@ def test_every_search_on_the_machine_shares_one_lock(tmp_path: Path) -> None:
 def test_a_measurement_leaves_the_training_threads_as_they_were() -> None:
     torch = pytest.importorskip("torch")
     from latbench.arch import Arch, Workload
-    from search.objectives import MeasuredLatency
+    from latbench.search.objectives import MeasuredLatency
 
     before = torch.get_num_threads()
     torch.set_num_threads(2)

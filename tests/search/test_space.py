@@ -11,7 +11,7 @@ import pytest
 
 from latbench.arch import Arch, Workload
 from latbench.errors import ConfigError
-from search.space import (
+from latbench.search.space import (
     AUTODISTIL_BASE,
     AUTODISTIL_SMALL,
     AUTODISTIL_TINY,

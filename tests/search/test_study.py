@@ -13,11 +13,9 @@ import pytest
 
 from latbench.arch import Arch, Workload
 from latbench.errors import ConfigError
-from latbench.specs import EncoderSpec
-from latbench.testing.fake_backend import FakeBackend, fake_latency_s
-from search.objectives import Evaluation, MeasuredLatency, PredictedLatency, SurrogateAccuracy
-from search.space import SearchSpace
-from search.study import (
+from latbench.search.objectives import Evaluation, MeasuredLatency, PredictedLatency, SurrogateAccuracy
+from latbench.search.space import SearchSpace
+from latbench.search.study import (
     SAMPLERS,
     SearchSettings,
     TrialRecord,
@@ -28,6 +26,8 @@ from search.study import (
     startup_design,
     write_results,
 )
+from latbench.specs import EncoderSpec
+from latbench.testing.fake_backend import FakeBackend, fake_latency_s
 
 pytest.importorskip("optuna")
 SPACE = SearchSpace(name="t", layers=(1, 2, 3, 4), hidden=(32, 64), heads=(2, 4), ffn_ratios=(2.0, 4.0))
