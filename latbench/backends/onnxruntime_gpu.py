@@ -20,7 +20,7 @@ execution providers (``pip install onnxruntime-gpu`` on a machine with an NVIDIA
   stream at the end of a run), so the host clock around it is a correct measurement; where
   torch has CUDA, the CUDA provider runs on a stream of its own that torch created
   (``user_compute_stream``) and the calls are timed with CUDA events on that stream
-  (:func:`cuda_event_timer`). Not torch's current stream: that is the legacy default
+  (``cuda_events.torch_stream_timer``). Not torch's current stream: that is the legacy default
   stream, whose handle is 0, and ORT takes a ``user_compute_stream`` of 0 for "none" and
   runs on a stream of its own, which events on the default stream do not bracket.
 Settings: ``device_id``; ``opt_level`` as for ``onnxruntime-cpu``; ``cpu_fallback`` (above);
@@ -32,12 +32,13 @@ weakly typed FP16: TensorRT 11 removed it, see ``latbench.backends.tensorrt``), 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
 
 from latbench.backends.base import Availability, Prepared, Setting, import_for_availability
+from latbench.backends.cuda_events import torch_stream_timer
 from latbench.backends.onnxruntime_cpu import OPT_LEVELS, OnnxRuntimeCPUBackend, export_spec
 from latbench.errors import TargetUnavailableError
 from latbench.specs import Spec
@@ -83,26 +84,6 @@ def session_providers(
     if cpu_fallback:
         providers.append((CPU, {}))
     return providers
-
-
-def cuda_event_timer(launch: Callable[[], object], stream: Any) -> Timer:
-    """A ``Timer`` that enqueues ``launch`` back to back on the torch CUDA ``stream`` and
-    measures them with CUDA events recorded on it (``fn``, the synchronous call, is not used:
-    the events bracket the asynchronous launches and the host waits once, at the end)."""
-    import torch
-
-    def timer(fn: Callable[[], object], iterations: int) -> float:
-        start = torch.cuda.Event(enable_timing=True)
-        end = torch.cuda.Event(enable_timing=True)
-        with torch.cuda.stream(stream):
-            start.record(stream)
-            for _ in range(iterations):
-                launch()
-            end.record(stream)
-        end.synchronize()
-        return float(start.elapsed_time(end)) * 1e-3
-
-    return timer
 
 
 def torch_cuda_stream(device_id: int) -> Any:
@@ -242,7 +223,7 @@ class OrtGpuPrepared(Prepared):
     def timer(self) -> Timer | None:
         if self.stream is None:
             return None  # run_with_iobinding is synchronous: the host clock is correct
-        return cuda_event_timer(self, self.stream)
+        return torch_stream_timer(self, self.stream)
 
     def outputs(self) -> np.ndarray:
         self.session.run_with_iobinding(self.binding)

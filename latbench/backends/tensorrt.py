@@ -583,9 +583,9 @@ class TrtPrepared(Prepared):  # pragma: no cover - needs a GPU
         self.stream.synchronize()
 
     def timer(self) -> Timer | None:
-        from latbench.backends.onnxruntime_gpu import cuda_event_timer
+        from latbench.backends.cuda_events import torch_stream_timer
 
-        return cuda_event_timer(self._launch, self.stream)
+        return torch_stream_timer(self._launch, self.stream)
 
     def outputs(self) -> np.ndarray:
         self()

@@ -62,6 +62,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from latbench.backends.base import THREADS, Availability, Backend, Prepared, Setting, import_for_availability
+from latbench.backends.cuda_events import cuda_event_timer
 from latbench.errors import ConfigError, TargetUnavailableError, first_line
 from latbench.specs import Spec
 from latbench.target import SettingValue, Target
@@ -262,46 +263,6 @@ class TorchCudaPrepared(Prepared):
 
             torch._dynamo.reset()
             self._reset_dynamo = False
-
-
-def cuda_event_timer(
-    make_event: Callable[[], Any], stream: Any = None, flush: Callable[[], Any] | None = None
-) -> Timer:
-    """A ``Timer`` that measures ``iterations`` calls with CUDA events.
-
-    Without ``flush``: record start, launch the calls, record end, then wait for the end
-    event (the only synchronisation) and return ``start.elapsed_time(end)`` in seconds.
-    With ``flush``: every call gets its own event pair and ``flush()`` is launched before
-    each pair, outside it; the host waits once, after the last end event, and the sample is
-    the sum of the pairs' times. Events are recorded on ``stream`` (None: the current
-    stream) and reused from one timing to the next (every one has completed by then).
-    """
-    pool: list[tuple[Any, Any]] = []
-
-    def pairs(count: int) -> list[tuple[Any, Any]]:
-        while len(pool) < count:
-            pool.append((make_event(), make_event()))
-        return pool[:count]
-
-    def timer(fn: Callable[[], object], iterations: int) -> float:
-        if flush is None:
-            ((start, end),) = pairs(1)
-            start.record(stream)
-            for _ in range(iterations):
-                fn()
-            end.record(stream)
-            end.synchronize()
-            return start.elapsed_time(end) / 1000.0
-        timed = pairs(iterations)
-        for start, end in timed:
-            flush()
-            start.record(stream)
-            fn()
-            end.record(stream)
-        timed[-1][1].synchronize()  # events on one stream complete in order
-        return sum(start.elapsed_time(end) for start, end in timed) / 1000.0
-
-    return timer
 
 
 def torch_availability(torch: ModuleType | Any) -> Availability:
