@@ -1,6 +1,7 @@
 """What every latency predictor is: a scikit-learn estimator over encoders.
 
-Conventions (scikit-learn's, checked for every predictor in tests/predictors):
+Conventions (scikit-learn's, checked by ``latbench.predictors.testing.PredictorContract``,
+which tests/predictors runs over every registered predictor):
 ``__init__`` only stores its arguments; ``fit(X, y, table=None)`` learns from encoders
 ``X`` (a sequence of ``latbench.specs.EncoderSpec`` or an ``EncoderBatch``) with
 measured latencies ``y`` in seconds, plus a ``LatencyTable`` of measured blocks and

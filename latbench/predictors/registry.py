@@ -4,9 +4,10 @@ models load in a fraction of a second, but `latbench --help` should not pay for 
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from latbench.predictors.base import LatencyPredictor
+if TYPE_CHECKING:
+    from latbench.predictors.base import LatencyPredictor
 
 # name -> (module, class)
 _PREDICTORS: dict[str, tuple[str, str]] = {
@@ -19,6 +20,7 @@ _PREDICTORS: dict[str, tuple[str, str]] = {
     "xgboost": ("latbench.predictors.xgb", "XGBoostPredictor"),
     "transfer": ("latbench.predictors.transfer", "TransferPredictor"),
 }
+_BUILTIN = frozenset(_PREDICTORS)
 # Fitted from a database alone (``transfer`` also needs a predictor for another target).
 EVALUATED = tuple(name for name in _PREDICTORS if name != "transfer")
 
@@ -33,6 +35,21 @@ def predictor_class(name: str) -> type[LatencyPredictor]:
     except KeyError:
         raise KeyError(f"unknown predictor {name!r}; known: {', '.join(_PREDICTORS)}") from None
     return getattr(importlib.import_module(module), cls)  # type: ignore[no-any-return]
+
+
+def register(name: str, cls: type[LatencyPredictor]) -> None:
+    """Make a third party's predictor class loadable by ``name`` (``load_predictor`` finds
+    classes by the name saved in the file). Built-in names are refused; ``cls`` must be
+    importable by its module and qualified name (defined at a module's top level)."""
+    if name in _BUILTIN:
+        raise ValueError(f"{name!r} is a built-in predictor; give {cls.__name__} a name of its own")
+    _PREDICTORS[name] = (cls.__module__, cls.__qualname__)
+
+
+def unregister(name: str) -> None:
+    """Forget a predictor entered with ``register`` (built-ins stay)."""
+    if name not in _BUILTIN:
+        _PREDICTORS.pop(name, None)
 
 
 def create(name: str, **params: Any) -> LatencyPredictor:

@@ -1,114 +1,112 @@
-"""The contract every registered predictor honours: scikit-learn's estimator conventions,
-batch and list inputs alike, a calibrated interval, JSON round trips, clear errors."""
+"""Every registered predictor passes the predictor contract
+(``latbench.predictors.testing.PredictorContract``: scikit-learn's estimator conventions,
+batch and list inputs alike, a calibrated interval, JSON round trips, clear errors), and
+the encoder batches they all read are built right."""
 
 from __future__ import annotations
 
-import json
-import random
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-from sklearn.base import clone
-from sklearn.exceptions import NotFittedError
 
 from latbench.arch import Arch, Workload
 from latbench.predictors import registry
+from latbench.predictors.base import LatencyPredictor, Prediction
 from latbench.predictors.batch import EncoderBatch
-from latbench.predictors.io import load_predictor, save_predictor
+from latbench.predictors.io import save_predictor
+from latbench.predictors.table import LatencyTable
+from latbench.predictors.testing import PredictorContract, PredictorFactory, TrainingData
 from latbench.specs import EncoderSpec
 
 NAMES = sorted(registry.names())
 
 
-def make(name: str, measured: Any, tmp_path: Path) -> Any:
-    """A fresh, unfitted predictor; ``transfer`` gets a source predictor file first."""
-    if name == "transfer":
-        table, X, y, target, fingerprint = measured
-        source = tmp_path / "source.json"
-        slower = registry.create("lut-block").fit(X, y * 1.7, table=table)
-        save_predictor(slower, source, target=target, fingerprint=fingerprint, training={})
-        return registry.create(name, source=str(source))
-    return registry.create(name)
+class TestRegisteredPredictors(PredictorContract):
+    @pytest.fixture(params=NAMES)
+    def name(self, request: pytest.FixtureRequest) -> str:
+        return request.param  # type: ignore[no-any-return]
+
+    @pytest.fixture
+    def training(self, training_data: TrainingData) -> TrainingData:
+        return training_data  # the session's database (conftest), not one per class
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def transfer_source(cls, training_data: TrainingData, tmp_path_factory: pytest.TempPathFactory) -> Path:
+        """A predictor file for ``transfer`` to adapt: lut-block on a 1.7x slower target."""
+        data = training_data
+        source = tmp_path_factory.mktemp("transfer") / "source.json"
+        slower = registry.create("lut-block").fit(data.X, data.y * 1.7, table=data.table)
+        save_predictor(slower, source, target=data.target, fingerprint=data.fingerprint, training={})
+        return source
+
+    @pytest.fixture
+    def make_predictor(self, name: str, request: pytest.FixtureRequest) -> PredictorFactory:
+        """Fresh, unfitted predictors; ``transfer`` gets a source predictor file."""
+        if name == "transfer":
+            source = str(request.getfixturevalue("transfer_source"))
+            return lambda: registry.create(name, source=source)
+        return lambda: registry.create(name)
+
+    def test_the_registered_name_is_the_predictors_name(
+        self, name: str, make_predictor: PredictorFactory
+    ) -> None:
+        predictor = make_predictor()
+        assert predictor.name == name and registry.predictor_class(name) is type(predictor)
 
 
-@pytest.mark.parametrize("name", NAMES)
-def test_estimator_conventions(name: str, measured, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    table, X, y, *_ = measured
-    predictor = make(name, measured, tmp_path)
-    assert predictor.name == name
-    assert not [k for k in vars(predictor) if k.endswith("_")]  # __init__ learns nothing
-    assert clone(predictor).get_params() == predictor.get_params()
-    with pytest.raises(NotFittedError):
-        predictor.predict(X[:1])
-    assert predictor.fit(X, y, table=table) is predictor
-    learned = [k for k in vars(predictor) if k not in predictor.get_params()]
-    assert learned and all(k.endswith("_") for k in learned)
-    first = predictor.predict(X)
-    assert first.shape == (len(X),) and np.all(first > 0)
-    np.testing.assert_array_equal(clone(predictor).fit(X, y, table=table).predict(X), first)  # deterministic
-    np.testing.assert_allclose(predictor.predict(EncoderBatch.from_specs(X)), first, rtol=1e-12)
+class SecondsPerFlopPredictor(LatencyPredictor):
+    """A predictor from outside the registry, as a third party would write one: FLOPs
+    times the training encoders' median (or mean) seconds per FLOP."""
+
+    name = "contract-seconds-per-flop"
+
+    def __init__(self, statistic: str = "median") -> None:
+        self.statistic = statistic
+
+    def _fit(self, batch: EncoderBatch, y: np.ndarray, table: LatencyTable | None) -> None:
+        per_flop = y / batch.matmul_flops()
+        self.seconds_per_flop_ = float(np.median(per_flop) if self.statistic == "median" else per_flop.mean())
+
+    def _predict(self, batch: EncoderBatch) -> Prediction:
+        return Prediction(self.seconds_per_flop_ * batch.matmul_flops())
+
+    def get_state(self) -> dict[str, Any]:
+        return {**super().get_state(), "seconds_per_flop_": self.seconds_per_flop_}
+
+    def set_state(self, state: dict[str, Any]) -> SecondsPerFlopPredictor:
+        super().set_state(state)
+        self.seconds_per_flop_ = float(state["seconds_per_flop_"])
+        return self
 
 
-@pytest.mark.parametrize("name", NAMES)
-def test_bad_input_is_refused_clearly(name: str, measured, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    table, X, y, *_ = measured
-    with pytest.raises(ValueError, match="one latency per encoder"):
-        make(name, measured, tmp_path).fit(X, y[:-1], table=table)
-    with pytest.raises(ValueError, match="finite and positive"):
-        make(name, measured, tmp_path).fit(X, -y, table=table)
-    predictor = make(name, measured, tmp_path).fit(X, y, table=table)
-    with pytest.raises(TypeError, match="EncoderSpecs"):
-        predictor.predict([X[0].arch])
-    with pytest.raises(TypeError, match="EncoderSpecs"):
-        predictor.predict("encoder")
+class TestAPredictorOutsideTheRegistry(PredictorContract):
+    """The contract as a third party runs it: a factory, and the suite's own training data."""
 
-
-@pytest.mark.parametrize("name", NAMES)
-def test_interval_brackets_the_prediction_and_mostly_the_truth(name: str, measured, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    table, X, y, *_ = measured
-    y = y * np.exp(np.random.default_rng(0).normal(0.0, 0.03, len(y)))  # measurement noise
-    detail = make(name, measured, tmp_path).fit(X[:24], y[:24], table=table).predict_detail(X)
-    assert detail.low_s is not None and detail.high_s is not None
-    assert np.all(detail.low_s <= detail.latency_s) and np.all(detail.latency_s <= detail.high_s)
-    inside = (detail.low_s <= y) & (y <= detail.high_s)
-    assert inside.mean() >= 0.6  # a 90% interval; loose because 30 encoders are few
-
-
-@pytest.mark.parametrize("name", NAMES)
-def test_population_prediction_matches_one_by_one(name: str, measured, tmp_path: Path, fake_space) -> None:  # type: ignore[no-untyped-def]
-    table, X, y, *_ = measured
-    predictor = make(name, measured, tmp_path).fit(X, y, table=table)
-    rng = np.random.default_rng(1)
-    archs = [fake_space.sample_arch(random.Random(i)) for i in range(40)]
-    workload = Workload(1, int(rng.choice([16, 64])))
-    together = predictor.predict(EncoderBatch.from_archs(archs, workload))
-    alone = np.array([predictor.predict([EncoderSpec(a, workload)])[0] for a in archs])
-    np.testing.assert_allclose(together, alone, rtol=1e-9)
-
-
-@pytest.mark.parametrize("name", NAMES)
-def test_save_and_load_round_trip_as_json(name: str, measured, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    table, X, y, target, fingerprint = measured
-    predictor = make(name, measured, tmp_path).fit(X, y, table=table)
-    path = tmp_path / "p.json"
-    save_predictor(predictor, path, target=target, fingerprint=fingerprint, training={"encoders": len(X)})
-    text = path.read_text()
-    document = json.loads(text)
-    assert document["predictor"] == name and document["fingerprint"]["cpu_model"] == fingerprint.cpu_model
-    loaded = load_predictor(path, target=target, fingerprint=fingerprint)
-    again = loaded.predictor.predict_detail(X)
-    detail = predictor.predict_detail(X)
-    np.testing.assert_allclose(again.latency_s, detail.latency_s, rtol=1e-9)
-    np.testing.assert_allclose(again.high_s, detail.high_s, rtol=1e-9)  # type: ignore[arg-type]
-    assert loaded.training == {"encoders": len(X)}
+    @pytest.fixture(params=["median", "mean"])
+    def make_predictor(self, request: pytest.FixtureRequest) -> PredictorFactory:
+        return lambda: SecondsPerFlopPredictor(statistic=request.param)
 
 
 def test_every_predictor_has_a_name_and_unknown_names_are_refused() -> None:
     assert {"lut-block", "lut-op", "flops"} <= set(NAMES)
     with pytest.raises(KeyError, match="unknown predictor 'oracle'"):
         registry.create("oracle")
+
+
+def test_a_third_party_predictor_is_registered_by_name_but_never_over_a_built_in() -> None:
+    with pytest.raises(ValueError, match="'flops' is a built-in predictor"):
+        registry.register("flops", SecondsPerFlopPredictor)
+    registry.register("seconds-per-flop", SecondsPerFlopPredictor)
+    try:
+        assert registry.predictor_class("seconds-per-flop") is SecondsPerFlopPredictor
+    finally:
+        registry.unregister("seconds-per-flop")
+    assert "seconds-per-flop" not in registry.names()
+    registry.unregister("flops")  # built-ins stay
+    assert "flops" in registry.names()
 
 
 def test_encoder_batch_features_match_the_scalar_formulas(measured) -> None:  # type: ignore[no-untyped-def]
