@@ -141,7 +141,8 @@ def test_glue_directory_of_split_files(tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def hf() -> Any:
-    datasets = pytest.importorskip("datasets")
+    import datasets
+
     datasets.disable_progress_bars()
     return datasets
 

@@ -6,6 +6,7 @@ import math
 from types import SimpleNamespace
 
 import numpy as np
+import onnxruntime as ort
 import pytest
 import torch
 
@@ -21,8 +22,6 @@ from latbench.models.torch_modules import (
     build,
 )
 from latbench.specs import OP_DEPENDS, BlockSpec, EncoderSpec, OpSpec
-
-ort = pytest.importorskip("onnxruntime")
 
 B, S, H, A, F, V = 2, 8, 32, 4, 48, 50
 W = Workload(B, S)

@@ -58,7 +58,8 @@ def fit_lut_block(path: Path, tmp: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def searches(tmp_path_factory: pytest.TempPathFactory) -> Searches:
-    pytest.importorskip("optuna")
+    import optuna  # noqa: F401
+
     from latbench.search.objectives import MeasuredLatency, PredictedLatency, SurrogateAccuracy
     from latbench.search.space import SearchSpace
     from latbench.search.study import SearchSettings, finish, run_search, write_results

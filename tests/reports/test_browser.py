@@ -19,7 +19,7 @@ pytestmark = pytest.mark.browser
 
 @pytest.fixture(scope="module")
 def chromium() -> str:
-    pytest.importorskip("playwright")
+    pytest.importorskip("playwright", reason="playwright is optional: the browser tests need it and Chromium")
     wanted = os.environ.get("LATBENCH_TEST_CHROMIUM")
     found = wanted or find_chromium()
     if not found:

@@ -9,6 +9,7 @@ import random
 from pathlib import Path
 
 import numpy as np
+import optuna  # noqa: F401
 import pytest
 
 from latbench.arch import Arch, Workload
@@ -23,7 +24,6 @@ from latbench.search.objectives import PredictedLatency, SurrogateAccuracy
 from latbench.search.space import SearchSpace
 from latbench.search.study import SearchSettings, hypervolume, make_sampler, run_search
 
-pytest.importorskip("optuna")
 SPACE = SearchSpace(
     name="bo", layers=(1, 2, 3), hidden=(32, 64), heads=(2, 4), ffn_ratios=(2.0, 4.0), per_layer=True
 )

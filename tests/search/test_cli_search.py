@@ -6,12 +6,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import optuna  # noqa: F401
 import pytest
 
 from latbench.cli import main
 from latbench.testing.cli import assert_user_error
-
-pytest.importorskip("optuna")
 
 
 def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:

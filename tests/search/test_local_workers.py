@@ -12,14 +12,13 @@ import threading
 import time
 from pathlib import Path
 
+import optuna
 import pytest
 
 from latbench.cli import build_parser, main
 from latbench.db import default_worker
 from latbench.search.workers import LocalWorkers, MachineLock, threads_per_worker, worker_command
 from latbench.testing.cli import assert_user_error
-
-optuna = pytest.importorskip("optuna")
 
 
 def test_threads_are_shared_out_among_workers() -> None:
@@ -97,7 +96,8 @@ def test_every_search_on_the_machine_shares_one_lock(tmp_path: Path) -> None:
 
 
 def test_a_measurement_leaves_the_training_threads_as_they_were() -> None:
-    torch = pytest.importorskip("torch")
+    import torch
+
     from latbench.arch import Arch, Workload
     from latbench.search.objectives import MeasuredLatency
 

@@ -11,9 +11,9 @@ import sys
 import time
 from pathlib import Path
 
+import optuna
 import pytest
 
-optuna = pytest.importorskip("optuna")
 pytestmark = pytest.mark.postgres
 
 

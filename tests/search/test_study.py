@@ -9,6 +9,7 @@ import math
 from pathlib import Path
 
 import numpy as np
+import optuna  # noqa: F401
 import pytest
 
 from latbench.arch import Arch, Workload
@@ -29,7 +30,6 @@ from latbench.search.study import (
 from latbench.specs import EncoderSpec
 from latbench.testing.fake_backend import FakeBackend, fake_latency_s
 
-pytest.importorskip("optuna")
 SPACE = SearchSpace(name="t", layers=(1, 2, 3, 4), hidden=(32, 64), heads=(2, 4), ffn_ratios=(2.0, 4.0))
 WORKLOAD = Workload(1, 32)
 
