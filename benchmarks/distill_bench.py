@@ -46,7 +46,8 @@ from latbench.distill.demo_task import (
     write_demo_task,
 )
 from latbench.distill.pipeline import distill_student, encode
-from latbench.distill.trainer import DistillConfig, LossWeights, evaluate
+from latbench.distill.settings import DistillConfig, LossWeights
+from latbench.distill.trainer import evaluate
 from latbench.fingerprint import collect
 from latbench.profile import measure_specs
 from latbench.search.space import SearchSpace

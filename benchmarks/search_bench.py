@@ -206,7 +206,7 @@ def per_evaluated(outcome, truth: SurrogateAccuracy | None = None) -> list[float
 
 def proxy(data: Path, trials: int, seeds: int) -> dict[str, Any]:
     from latbench.distill.demo_task import write_demo_task
-    from latbench.distill.trainer import DistillConfig, LossWeights
+    from latbench.distill.settings import DistillConfig, LossWeights
 
     files = write_demo_task(data.parent / "distill" / "task")
     latency = PredictedLatency(predictor_file(data, "demo"), WORKLOAD)

@@ -37,7 +37,7 @@ from sqlalchemy.engine import Connection, Engine, make_url
 import latbench
 from latbench.errors import ConfigError, DatabaseError, LatbenchError
 from latbench.files import atomic_output
-from latbench.fingerprint import Fingerprint
+from latbench.fingerprint import Fingerprint, collect
 from latbench.measurement import KernelTime, Measurement
 from latbench.specs import BlockSpec, EncoderSpec, OpSpec, Spec, spec_from_dict
 from latbench.target import Target
@@ -889,3 +889,40 @@ def redact_url(url: str) -> str:
     credentials, _, host = rest.rpartition("@")
     user = credentials.split(":", 1)[0]
     return f"{scheme}{sep}{user}:***@{host}"
+
+
+#: The database every command uses when neither --db nor $LATBENCH_DB names one.
+DEFAULT_DB = "latbench.db"
+DB_ENV = "LATBENCH_DB"
+
+
+def default_db() -> str:
+    """``$LATBENCH_DB``, else ``latbench.db`` in the working directory."""
+    return os.environ.get(DB_ENV, DEFAULT_DB)
+
+
+def choose_fingerprint(db: MeasurementDB, target: Target, wanted: str | None = None) -> Fingerprint:
+    """The machine whose measurements of ``target`` to use: the one whose key starts with
+    ``wanted``; else the only one; else this machine. Anything ambiguous is a ConfigError
+    that lists the machines."""
+
+    found = [(fp, n) for t, fp, n in db.targets() if t.key == target.key]
+    if not found:
+        raise ConfigError(
+            f"the database has no measurements for target {target}; run `latbench profile` first"
+        )
+    if wanted:
+        found = [(fp, n) for fp, n in found if fp.key.startswith(wanted)]
+        if len(found) != 1:
+            raise ConfigError(f"--fingerprint {wanted} matches {len(found)} machines for target {target}")
+        return found[0][0]
+    if len(found) == 1:
+        return found[0][0]
+    here = collect().key
+    for fp, _ in found:
+        if fp.key == here:
+            return fp
+    options = "; ".join(f"{fp.key} ({fp.summary()}, {n} rows)" for fp, n in found)
+    raise ConfigError(
+        f"target {target} was profiled on {len(found)} machines; pick one with --fingerprint: {options}"
+    )

@@ -108,6 +108,10 @@ class ProfileResult:
     failed: tuple[tuple[str, str], ...] = ()  # (spec label, reason) of specs that could not run
 
 
+#: Specs measured together, interleaved in rounds (``run_profile``'s chunk).
+DEFAULT_CHUNK = 8
+
+
 def run_profile(
     specs: Sequence[Spec],
     backend: Backend,
@@ -116,7 +120,7 @@ def run_profile(
     db,  # latbench.db.MeasurementDB (not imported: keeps this module free of SQLAlchemy)
     settings: ProtocolSettings | None = None,
     *,
-    chunk_size: int = 8,
+    chunk_size: int = DEFAULT_CHUNK,
     progress: Progress | None = None,
     clock: Clock = time.perf_counter,
     lease_s: float = 900.0,

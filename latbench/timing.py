@@ -60,6 +60,11 @@ class ProtocolSettings:
         if self.max_extensions < 0 or self.max_iqr_ratio <= 0 or self.min_sample_s < 0:
             raise ConfigError("protocol settings max_extensions, max_iqr_ratio, min_sample_s must be >= 0")
 
+    @classmethod
+    def with_samples(cls, samples: int) -> ProtocolSettings:
+        """The defaults with ``samples`` per spec (and a minimum of no more than that)."""
+        return cls(samples=samples, min_samples=min(cls().min_samples, samples))
+
 
 @dataclass(frozen=True)
 class Sampled:

@@ -78,7 +78,8 @@ def data_files(tmp_path_factory: pytest.TempPathFactory, demo_data) -> tuple[Pat
 
 
 def make_hf_teacher(directory: Path, texts: list[str], *, seed: int = 0, num_labels: int = 2) -> Path:
-    transformers = pytest.importorskip("transformers")
+    import transformers
+
     tokenizer = train_tokenizer(texts, vocab_size=160)
     config = transformers.BertConfig(
         vocab_size=tokenizer.get_vocab_size(),

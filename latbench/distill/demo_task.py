@@ -143,7 +143,8 @@ def write_demo_task(
     ``out_dir/teacher``. Files already there are reused, so a second call is instant and
     an interrupted teacher training resumes."""
     from latbench.distill.checkpoint import LATBENCH_FILE, TextEncoder, save_checkpoint
-    from latbench.distill.trainer import Batches, DistillConfig, LossWeights, train
+    from latbench.distill.settings import DistillConfig, LossWeights
+    from latbench.distill.trainer import Batches, train
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

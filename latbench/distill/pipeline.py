@@ -28,9 +28,9 @@ from latbench.distill.data import DataError, TextDataset, load_dataset
 from latbench.distill.extract import LayerMap, check_extractable, student_for_teacher
 from latbench.distill.model import count_parameters
 from latbench.distill.quality import Quality, quality
+from latbench.distill.settings import DistillConfig
 from latbench.distill.trainer import (
     Batches,
-    DistillConfig,
     check_losses,
     predict_probs,
     relation_heads,

@@ -34,9 +34,8 @@ import json
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -47,100 +46,12 @@ from latbench.distill.checkpoint import Encoded
 from latbench.distill.extract import LayerMap, extract_student, importance, student_for_teacher
 from latbench.distill.model import HIDDEN_STATES, QKV, SCORES, Classifier, ClassifierConfig, Outputs
 from latbench.distill.quality import Quality, quality
+from latbench.distill.settings import DistillConfig
 from latbench.errors import ConfigError
 from latbench.files import atomic_output
 from latbench.keys import content_key
 
-INITS = ("etd", "random")
 STATE_FILE = "train-state.safetensors"
-
-
-@dataclass(frozen=True)
-class LossWeights:
-    logits: float = 1.0
-    hidden: float = 0.0
-    attention: float = 0.0
-    relations: float = 0.0
-    labels: float = 0.0
-
-    def __post_init__(self) -> None:
-        for name, value in asdict(self).items():
-            if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
-                raise ConfigError(f"loss weight {name} must be a number >= 0, got {value!r}")
-        if not any(asdict(self).values()):
-            raise ConfigError("all loss weights are 0; give at least one loss a positive weight")
-
-    @classmethod
-    def parse(cls, text: str) -> LossWeights:
-        """From ``"logits=1,hidden=0.5"`` (unnamed losses get weight 0)."""
-        names = {f for f in cls.__dataclass_fields__}
-        values: dict[str, float] = dict.fromkeys(names, 0.0)
-        for part in filter(None, (p.strip() for p in text.split(","))):
-            name, sep, number = part.partition("=")
-            if not sep or name.strip() not in names:
-                raise ConfigError(
-                    f"bad loss weight {part!r}; write NAME=WEIGHT with NAME among {', '.join(sorted(names))}"
-                )
-            try:
-                values[name.strip()] = float(number)
-            except ValueError:
-                raise ConfigError(f"loss weight {part!r} is not a number") from None
-        return cls(**values)
-
-    def active(self) -> dict[str, float]:
-        return {k: v for k, v in asdict(self).items() if v > 0}
-
-
-@dataclass(frozen=True)
-class DistillConfig:
-    """How to train. ``steps`` > 0 fixes the step count; otherwise ``epochs`` decides."""
-
-    steps: int = 0
-    epochs: float = 3.0
-    batch_size: int = 32
-    learning_rate: float = 3e-4
-    warmup_fraction: float = 0.06
-    weight_decay: float = 0.01
-    temperature: float = 2.0
-    losses: LossWeights = field(default_factory=LossWeights)
-    layer_map: str | tuple[int, ...] = "uniform"
-    init: str = "etd"
-    relation_heads: int = 0  # 0: the teacher's head count, reduced until it divides both widths
-    dropout: float = 0.1  # the student's hidden and attention dropout
-    max_examples: int = 0  # 0: the whole training set; proxy mode uses a subset
-    importance_batches: int = 4
-    eval_every: int = 0  # steps between dev evaluations; 0: only at the end
-    checkpoint_every: int = 200  # steps between resumable states; 0: none
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        if isinstance(self.layer_map, list):
-            object.__setattr__(self, "layer_map", tuple(self.layer_map))
-        for name in ("steps", "max_examples", "eval_every", "checkpoint_every", "relation_heads"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ConfigError(f"{name} must be an integer >= 0, got {value!r}")
-        if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) or self.batch_size < 1:
-            raise ConfigError(f"batch_size must be a positive integer, got {self.batch_size!r}")
-        for name in ("epochs", "learning_rate", "temperature"):
-            if not getattr(self, name) > 0:
-                raise ConfigError(f"{name} must be > 0, got {getattr(self, name)!r}")
-        if not 0 <= self.dropout < 1:
-            raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
-        if not 0 <= self.warmup_fraction < 1:
-            raise ConfigError(f"warmup_fraction must be in [0, 1), got {self.warmup_fraction}")
-        if self.init not in INITS:
-            raise ConfigError(f"unknown init {self.init!r}; use {' or '.join(INITS)}")
-
-    @classmethod
-    def proxy(cls, **overrides: Any) -> DistillConfig:
-        """The short run that ranks search candidates: 300 steps on 2,000 examples."""
-        return cls(**{"steps": 300, "max_examples": 2000, "checkpoint_every": 0, **overrides})
-
-    def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["layer_map"] = self.layer_map if isinstance(self.layer_map, str) else list(self.layer_map)
-        return data
 
 
 @dataclass(frozen=True)

@@ -20,17 +20,24 @@ import random
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
+from latbench.errors import ConfigError
 from latbench.measurement import Measurement
 from latbench.predictors import registry
 from latbench.predictors.base import ExtrapolationWarning
-from latbench.predictors.metrics import Accuracy, NoiseFloor, accuracy
+from latbench.predictors.metrics import Accuracy, NoiseFloor, accuracy, noise_floor
+from latbench.predictors.settings import (
+    EVALUATION_FORMAT,
+    EVALUATION_VERSION,
+    SPLIT_CHOICES,
+    SPLITS,
+    EvaluationSettings,
+)
 from latbench.predictors.table import LatencyTable
 from latbench.specs import BlockSpec, EncoderSpec, OpSpec, Spec, encoder_ops
-
-SPLITS = ("random", "hidden")
 
 
 @dataclass(frozen=True)
@@ -163,6 +170,99 @@ def noise_floor_pairs(
     return np.array(first), np.array(other)
 
 
+def encoders_and_table(rows: Sequence[Measurement]) -> tuple[list[Measurement], LatencyTable | None]:
+    """A database's rows as what predictors fit: the encoders, and a lookup table of the
+    blocks and operators (None when there are none)."""
+    encoders = [m for m in rows if isinstance(m.spec, EncoderSpec)]
+    parts = [m for m in rows if not isinstance(m.spec, EncoderSpec)]
+    return encoders, (LatencyTable.from_measurements(parts) if parts else None)
+
+
+def make_splits(rows: Sequence[Measurement], settings: EvaluationSettings) -> list[list[Split]]:
+    """Each split of ``settings`` as the list of its folds (one fold unless k-fold)."""
+    splits = []
+    try:
+        for name in settings.split_names:
+            if name == "random" and settings.folds > 1:
+                splits.append(random_folds(rows, settings.folds, seed=settings.seed))
+            else:
+                splits.append(
+                    [split_measurements(rows, name, test_share=settings.test_share, seed=settings.seed)]
+                )
+    except ValueError as exc:
+        raise ConfigError(f"cannot evaluate: {exc}") from None
+    return splits
+
+
+@dataclass(frozen=True)
+class SplitResult:
+    """One split's scores: the predictors on the pooled held-out encoders, and the noise
+    floor of those encoders (None without a second measurement)."""
+
+    name: str
+    folds: tuple[Split, ...]
+    test: tuple[Measurement, ...]
+    scored: tuple[Scored, ...]
+    floor: NoiseFloor | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "folds": len(self.folds),
+            "train": len(self.folds[0].train),
+            "test": len(self.test),
+            "noise_floor": self.floor.to_dict() if self.floor else None,
+            "predictors": {
+                s.predictor: {
+                    "accuracy": s.accuracy.to_dict() if s.accuracy else None,
+                    "extrapolated": s.extrapolated,
+                    "error": s.error,
+                    "predicted_ms": [v * 1e3 for v in s.predicted_s],
+                }
+                for s in self.scored
+            },
+            "measured_ms": [m.median_s * 1e3 for m in self.test],
+            "test_labels": [m.spec.label for m in self.test],
+        }
+
+
+def score_splits(
+    splits: Sequence[Sequence[Split]], predictors: Sequence[str], second: Sequence[Measurement]
+) -> list[SplitResult]:
+    """``evaluate`` on each split of ``make_splits``, with the noise floor of its held-out
+    encoders against ``second`` (another independent measurement of them)."""
+    results = []
+    for folds in splits:
+        test = pooled_test(folds)
+        first, again = noise_floor_pairs(test, second)
+        floor = noise_floor(first, again) if len(first) else None
+        scored = evaluate(folds, predictors)
+        results.append(SplitResult(folds[0].name, tuple(folds), tuple(test), tuple(scored), floor))
+    return results
+
+
+def evaluation_document(
+    results: Sequence[SplitResult],
+    settings: EvaluationSettings,
+    *,
+    target: str,
+    fingerprint: dict[str, Any],
+    provenance: dict[str, Any],
+) -> dict[str, Any]:
+    """``evaluation.json``: the settings, the target and machine, and each split's scores;
+    ``provenance`` adds e.g. the database (redacted), the command and latbench's version."""
+    extra = dict(provenance)
+    db = extra.pop("db", None)
+    return {
+        "format": EVALUATION_FORMAT,
+        "version": EVALUATION_VERSION,
+        "target": target,
+        "fingerprint": fingerprint,
+        "settings": {**settings.to_dict(), "db": db},
+        **extra,
+        "splits": {r.name: r.to_dict() for r in results},
+    }
+
+
 #: What an encoder is summed from in ``additivity``: its blocks measured alone, its blocks
 #: measured in model context (a stack of distinct copies), or its operators.
 PARTS = ("isolated", "model", "operators")
@@ -204,16 +304,24 @@ def additivity(rows: Sequence[Measurement]) -> dict[str, Accuracy]:
 
 
 __all__ = [
+    "EVALUATION_FORMAT",
     "PARTS",
     "SPLITS",
+    "SPLIT_CHOICES",
+    "EvaluationSettings",
     "NoiseFloor",
     "Scored",
     "Split",
+    "SplitResult",
     "additivity",
+    "encoders_and_table",
     "evaluate",
+    "evaluation_document",
+    "make_splits",
     "noise_floor_pairs",
     "pooled_test",
     "random_folds",
+    "score_splits",
     "split_measurements",
     "sum_of_parts_s",
 ]

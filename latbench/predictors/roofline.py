@@ -7,7 +7,7 @@ it ranks shapes sensibly and answers for hardware nobody has profiled: the quest
 search for a student that must run on a target we do not own asks first.
 
 * ``DeviceSpec`` holds one device's figures; ``spec_sheets()`` reads the shipped ones
-  (``predictors/specsheets.toml``, each with its public sources), ``device_spec(name)``
+  (``latbench/predictors/specsheets.toml``, each with its public sources), ``device_spec(name)``
   picks one and ``detect_cpu_spec()`` estimates this machine's CPU ("auto").
 * ``roofline_seconds(batch, device, threads)`` is the analytical time per encoder,
   vectorised over populations; other predictors use it as a feature.
@@ -41,7 +41,7 @@ from latbench.specs import LAYER_OPS
 KINDS = ("cpu", "gpu", "tpu")
 PRECISIONS = ("fp32", "tf32", "fp16", "bf16", "int8", "fp8")
 SHEET_FILE = "specsheets.toml"
-SHEET_WHERE = "predictors/specsheets.toml"
+SHEET_WHERE = "latbench/predictors/specsheets.toml"
 AUTO = "auto"
 
 # What ``detect_cpu_spec`` assumes where it cannot measure (documented estimates).
@@ -156,7 +156,7 @@ class DeviceSpec:
 # --- the shipped sheets --------------------------------------------------------------
 def _sheet_text() -> str:
     """The shipped spec sheets' TOML (package data, so it works from a wheel too)."""
-    return resources.files("predictors").joinpath(SHEET_FILE).read_text(encoding="utf-8")
+    return resources.files("latbench.predictors").joinpath(SHEET_FILE).read_text(encoding="utf-8")
 
 
 def spec_sheets() -> dict[str, DeviceSpec]:

@@ -15,13 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from latbench.errors import ConfigError
-
-SEARCH_FORMAT = "latbench-search"
-SEARCH_VERSION = 1
-EVALUATION_FORMAT = "latbench-evaluation"
-EVALUATION_VERSION = 1
-SEARCH_FILE = "search.json"
-EVALUATION_FILE = "evaluation.json"
+from latbench.predictors.settings import EVALUATION_FILE, EVALUATION_FORMAT, EVALUATION_VERSION
+from latbench.search.study import FORMAT_VERSION as SEARCH_VERSION
+from latbench.search.study import RESULTS_FILE as SEARCH_FILE
+from latbench.search.study import RESULTS_FORMAT as SEARCH_FORMAT
 
 _SEARCH_FIELDS: dict[str, type | tuple[type, ...]] = {
     "study": str,

@@ -153,9 +153,7 @@ class ProxyDistillation:
         *,
         int8: bool = False,
     ) -> None:
-        from latbench.distill.checkpoint import load_checkpoint
-        from latbench.distill.pipeline import load_data
-        from latbench.distill.trainer import DistillConfig
+        from latbench.distill import DistillConfig, load_checkpoint, load_data
 
         self.teacher_path, self.train_path, self.dev_path = Path(teacher), Path(train), dev
         self.config = config or DistillConfig.proxy()
@@ -165,7 +163,7 @@ class ProxyDistillation:
         self.datasets = load_data(train, dev, self.teacher, 0.1, self.config.seed)
 
     def check(self, archs: Sequence[Arch]) -> None:
-        from latbench.distill.pipeline import check_settings
+        from latbench.distill import check_settings
 
         for arch in archs:
             try:
@@ -176,7 +174,7 @@ class ProxyDistillation:
     def evaluate(self, arch: Arch, work_dir: Path | None = None) -> Evaluation:
         import tempfile
 
-        from latbench.distill.pipeline import distill_student
+        from latbench.distill import distill_student
 
         start = time.perf_counter()
         with tempfile.TemporaryDirectory(prefix="latbench-trial-") as scratch:

@@ -54,55 +54,17 @@ from latbench.db import default_worker, redact_url, resolve_url
 from latbench.errors import ConfigError
 from latbench.files import atomic_output
 from latbench.search.objectives import AccuracyObjective, Evaluation, LatencyCost, LatencyEstimate
+from latbench.search.settings import HEARTBEAT_INTERVAL_S, SAMPLERS, SearchSettings
 from latbench.search.space import SearchSpace
 from latbench.search.workers import MachineLock
 
-SAMPLERS = ("gp", "optuna-gp", "tpe", "nsga2", "random")
-STARTUPS = ("predictor", "sampler")
 RESULTS_FILE = "search.json"
+RESULTS_FORMAT = "latbench-search"
 TRIALS_FILE = "trials.csv"
 FORMAT_VERSION = 1
 _ATTR = "latbench"
-HEARTBEAT_INTERVAL_S = 30
 WORKER_SEED_STRIDE = 7919  # worker k samples with seed + k * this
 SQLITE_TIMEOUT_S = 120  # how long a worker waits for another one's SQLite write
-
-
-@dataclass(frozen=True)
-class SearchSettings:
-    """What a search is asked to do. ``trials`` counts evaluated students (a student told
-    infeasible by the predictor costs nothing and is not counted)."""
-
-    trials: int = 30
-    sampler: str = "gp"
-    seed: int = 0
-    budget_ms: float | None = None
-    startup: str = "predictor"
-    startup_trials: int = 8
-    startup_pool: int = 2000
-    reference_accuracy: float = 0.0
-    reference_latency_ms: float | None = None
-    max_skipped: int = 1000
-
-    def __post_init__(self) -> None:
-        if self.sampler not in SAMPLERS:
-            raise ConfigError(f"sampler must be one of {', '.join(SAMPLERS)}, got {self.sampler!r}")
-        if self.startup not in STARTUPS:
-            raise ConfigError(f"startup must be one of {', '.join(STARTUPS)}, got {self.startup!r}")
-        for name in ("trials", "startup_trials", "startup_pool", "max_skipped"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(f"{name} must be a positive integer, got {value!r}")
-        for name in ("budget_ms", "reference_latency_ms"):
-            value = getattr(self, name)
-            if value is not None and (not isinstance(value, (int, float)) or not value > 0):
-                raise ConfigError(f"{name} must be a positive number of milliseconds, got {value!r}")
-        if not 0.0 <= self.reference_accuracy < 1.0:
-            raise ConfigError(f"reference_accuracy must be in [0, 1), got {self.reference_accuracy!r}")
-
-    def identity(self) -> dict[str, Any]:
-        """What a resumed study must share with the one it resumes (the objectives)."""
-        return {"budget_ms": self.budget_ms, "reference_accuracy": self.reference_accuracy}
 
 
 @dataclass(frozen=True)
@@ -342,14 +304,15 @@ def open_storage(url: str, heartbeat_s: int = HEARTBEAT_INTERVAL_S):  # type: ig
                     heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1),
                 )
         except Exception as exc:  # SQLAlchemy raises many kinds; the user needs one line
-            # Workers starting together on a new database race to create Optuna's tables;
-            # the loser finds them on its next try.
-            if "already exists" in str(exc) and attempt < 4:
+            # Workers starting together on a new database race to create Optuna's tables
+            # (and to stamp their schema version); the loser finds them on its next try.
+            racing = ("already exists", "UNIQUE constraint failed: alembic_version")
+            if any(text in str(exc) for text in racing) and attempt < 4:
                 time.sleep(0.2 * (attempt + 1))
                 continue
             first = str(exc).splitlines()[0] if str(exc) else ""
             raise ConfigError(
-                f"cannot open study storage {_redact(url)}: {type(exc).__name__}: {first}"
+                f"cannot open study storage {redact_url(url)}: {type(exc).__name__}: {first}"
             ) from None
     raise AssertionError("unreachable")
 
@@ -493,9 +456,9 @@ def load_outcome(settings: SearchSettings, *, storage: str, study_name: str) -> 
     try:
         study = optuna.load_study(study_name=study_name, storage=open_storage(storage))
     except KeyError:
-        raise ConfigError(f"no study {study_name!r} in {_redact(storage)}") from None
+        raise ConfigError(f"no study {study_name!r} in {redact_url(storage)}") from None
     if _ATTR not in study.user_attrs:
-        raise ConfigError(f"study {study_name!r} in {_redact(storage)} is not a latbench search")
+        raise ConfigError(f"study {study_name!r} in {redact_url(storage)} is not a latbench search")
     return _outcome(study, settings, storage, study_name)
 
 
@@ -505,7 +468,7 @@ def _outcome(study: Any, settings: SearchSettings, storage: str, study_name: str
     records = collect_records(study)
     return SearchOutcome(
         study_name=study_name,
-        storage=_redact(storage),
+        storage=redact_url(storage),
         trials=tuple(records),
         pareto=tuple(ParetoMember(r) for r in pareto_front(records)),
         reference=reference,
@@ -635,10 +598,6 @@ def _canonical(value: Any) -> str:
     return json.dumps(value, sort_keys=True, default=str)
 
 
-def _redact(url: str) -> str:
-    return redact_url(url)
-
-
 # --- reading the study back ------------------------------------------------------------------
 def collect_records(study: Any) -> list[TrialRecord]:
     """The study's finished trials (complete or failed) as ``TrialRecord``s."""
@@ -746,7 +705,7 @@ def write_results(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     document = {
-        "format": "latbench-search",
+        "format": RESULTS_FORMAT,
         "version": FORMAT_VERSION,
         "study": outcome.study_name,
         "storage": outcome.storage,

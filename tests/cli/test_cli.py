@@ -149,7 +149,8 @@ def test_measure_prints_a_table_and_json_and_stores_on_request(tmp_path: Path) -
 
 
 def test_measure_reads_a_hugging_face_config(tmp_path: Path) -> None:
-    transformers = pytest.importorskip("transformers")
+    import transformers
+
     config = transformers.BertConfig(
         hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128, vocab_size=100
     )
@@ -351,20 +352,45 @@ def test_two_processes_profile_into_postgres_at_once(postgres_db_url: str, tmp_p
     assert sum(measured) == planned
 
 
-def test_fit_then_predict_from_a_profiled_database(plan: Path, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
-    db = tmp_path / "m.db"
-    target = "onnxruntime-cpu:threads=1"
-    profiled = latbench("profile", "--target", target, "--plan", str(plan), "--db", str(db), "--samples", "8")
+PROFILED_TARGET = "onnxruntime-cpu:threads=1"
+
+
+@pytest.fixture(scope="module")
+def profiled_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny plan with six encoders, profiled once by a real `latbench profile` process
+    (8 samples a spec) for the fit, predict and evaluate tests."""
+    root = tmp_path_factory.mktemp("profiled")
+    plan = root / "six.toml"
+    plan.write_text(TINY_PLAN.replace("encoders = 2", "encoders = 6"))
+    db = root / "m.db"
+    profiled = latbench(
+        "profile", "--target", PROFILED_TARGET, "--plan", str(plan), "--db", str(db), "--samples", "8"
+    )
     assert profiled.returncode == 0, profiled.stderr
+    return db
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    """``latbench ARGS`` in this process: exit code, stdout and stderr."""
+    code = main(list(args))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_fit_then_predict_from_a_profiled_database(profiled_db: Path, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    db, target = profiled_db, PROFILED_TARGET
     arch = '{"layers": 2, "hidden": 64, "heads": 2, "ffn": 128, "vocab_size": 64}'
-    for name in ("lut-block", "lut-op", "flops"):
+    for name in ("lut-block", "lut-op", "flops"):  # in this process: the command line's own code path
         out = tmp_path / f"{name}.json"
-        fitted = latbench("fit", "--db", str(db), "--target", target, "--predictor", name, "--out", str(out))
-        assert fitted.returncode == 0, fitted.stderr
-        assert f"fitted {name}" in fitted.stdout and json.loads(out.read_text())["predictor"] == name
-        predicted = latbench("predict", "--predictor", str(out), "--arch", arch, "--seq", "8", "--json")
-        assert predicted.returncode == 0, predicted.stderr
-        data = json.loads(predicted.stdout)
+        code, stdout, err = run_cli(capsys, "fit", "--db", str(db), "--target", target, "--predictor", name,
+                                    "--out", str(out))  # fmt: skip
+        assert code == 0, err
+        assert f"fitted {name}" in stdout and json.loads(out.read_text())["predictor"] == name
+        code, stdout, err = run_cli(
+            capsys, "predict", "--predictor", str(out), "--arch", arch, "--seq", "8", "--json"
+        )
+        assert code == 0, err
+        data = json.loads(stdout)
         assert data["latency_ms"] > 0 and data["outside_table"] == [] and data["predictor"] == name
     far = latbench(
         "predict",
@@ -428,13 +454,10 @@ def test_fit_then_predict_from_a_profiled_database(plan: Path, tmp_path: Path, c
     assert not (tmp_path / "x.json").exists()
 
 
-def test_evaluate_scores_predictors_beside_a_re_measured_noise_floor(tmp_path: Path) -> None:
-    plan = tmp_path / "six.toml"
-    plan.write_text(TINY_PLAN.replace("encoders = 2", "encoders = 6"))
-    db = tmp_path / "m.db"
-    target = "onnxruntime-cpu:threads=1"
-    profiled = latbench("profile", "--target", target, "--plan", str(plan), "--db", str(db), "--samples", "8")
-    assert profiled.returncode == 0, profiled.stderr
+def test_evaluate_scores_predictors_beside_a_re_measured_noise_floor(
+    profiled_db: Path, tmp_path: Path
+) -> None:
+    db, target = profiled_db, PROFILED_TARGET
     out = tmp_path / "eval"
     result = latbench("evaluate", "--db", str(db), "--target", target, "--out", str(out))
     assert result.returncode == 0, result.stderr
@@ -540,7 +563,7 @@ def test_specsheets_lists_devices_with_sources(capsys: pytest.CaptureFixture[str
 def test_a_target_setting_this_machine_cannot_run_is_a_one_line_error(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    pytest.importorskip("jax")
+    pytest.importorskip("jax", reason="jax (the tpu extra) is optional; the xla target needs it")
     assert_user_error(
         run_main(capsys, "profile", "--target", "xla:platform=tpu", "--plan", "quick", "--dry-run"),
         "xla:platform=tpu",

@@ -10,12 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import transformers
 
 from latbench.arch import Arch
 from latbench.distill.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from latbench.distill.model import Classifier, ClassifierConfig
 
-transformers = pytest.importorskip("transformers")
 TEXTS = ["the film was not good", "a very dull plot but a lovely ending and warm music"]
 PAIRS = ["good", "bad cast"]
 
@@ -153,7 +153,8 @@ def make_hf_electra(directory: Path, teacher_dir: Path) -> Path:
 def test_an_electra_teacher_gives_the_same_logits_and_teaches_students(
     teacher_dir: Path, tmp_path: Path, demo_data
 ) -> None:  # type: ignore[no-untyped-def]
-    from latbench.distill.trainer import Batches, DistillConfig, LossWeights, train
+    from latbench.distill.settings import DistillConfig, LossWeights
+    from latbench.distill.trainer import Batches, train
 
     path = make_hf_electra(tmp_path / "electra", teacher_dir)
     ck = load_checkpoint(path)
@@ -284,7 +285,8 @@ def test_roberta_and_distilbert_teachers_teach_students_that_keep_their_head(
     family: str, tmp_path: Path, teacher_dir: Path, demo_data
 ) -> None:  # type: ignore[no-untyped-def]
     from latbench.distill.export import export_onnx, onnx_probs
-    from latbench.distill.trainer import Batches, DistillConfig, LossWeights, train
+    from latbench.distill.settings import DistillConfig, LossWeights
+    from latbench.distill.trainer import Batches, train
 
     ck = load_checkpoint(make_family(family, tmp_path, teacher_dir, demo_data))
     texts = [e.text for e in demo_data[0].examples[:64]]

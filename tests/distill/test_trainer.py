@@ -13,11 +13,10 @@ from latbench.arch import Arch
 from latbench.distill.checkpoint import load_checkpoint
 from latbench.distill.extract import LayerMap, extract_student, importance
 from latbench.distill.model import HIDDEN_STATES, QKV, SCORES, Classifier, ClassifierConfig
+from latbench.distill.settings import DistillConfig, LossWeights
 from latbench.distill.trainer import (
     STATE_FILE,
     Batches,
-    DistillConfig,
-    LossWeights,
     batch_index,
     evaluate,
     kd_loss,
