@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from latbench.errors import ConfigError, InvalidArchError
+from latbench.files import check_fields
 
 PRECISIONS = ("fp32", "fp16", "bf16", "int8")
 BYTES_PER_ELEMENT = {"fp32": 4, "fp16": 2, "bf16": 2, "int8": 1}
@@ -241,14 +242,7 @@ class Arch:
             raise ConfigError(f"an architecture must be a JSON object, got {type(data).__name__}")
         optional = ("vocab_size", "max_positions", "type_vocab_size", "head_size")
         known = {"layers", "hidden", "heads", "ffn", *optional}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ConfigError(
-                f"unknown architecture field(s) {', '.join(unknown)}; expected {', '.join(sorted(known))}"
-            )
-        missing = [k for k in ("hidden", "heads", "ffn") if k not in data]
-        if missing:
-            raise ConfigError(f"architecture is missing {', '.join(missing)}")
+        check_fields(data, "architecture", known=known, required=("hidden", "heads", "ffn"))
         heads, ffn = data["heads"], data["ffn"]
         extras = {k: data[k] for k in optional if k in data}
         if isinstance(heads, list) or isinstance(ffn, list):

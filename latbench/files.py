@@ -7,7 +7,7 @@ import contextlib
 import os
 import tempfile
 import tomllib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -63,3 +63,26 @@ def read_config_file(name_or_path: str, what: str, builtins: Iterable[str]) -> t
     if not isinstance(data, dict):
         raise ConfigError(f"{what} file {path} must hold a mapping of fields, got {type(data).__name__}")
     return data, path.stem
+
+
+def check_fields(
+    data: Mapping[str, Any],
+    what: str,
+    *,
+    known: Iterable[str],
+    required: Iterable[str] = (),
+    noun: str = "field",
+    source: str = "",
+) -> None:
+    """A one-line ``ConfigError`` when ``data`` (a ``what`` read from JSON, TOML or YAML) has
+    keys outside ``known`` or lacks a ``required`` one; ``source`` (a file) prefixes it."""
+    where = f"{source}: " if source else ""
+    known = set(known)
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ConfigError(
+            f"{where}unknown {what} {noun}(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+        )
+    missing = [k for k in required if k not in data]
+    if missing:
+        raise ConfigError(f"{where}{what} needs {', '.join(missing)}")

@@ -57,7 +57,7 @@ import numpy as np
 
 from latbench.arch import Arch
 from latbench.errors import ConfigError
-from latbench.files import read_config_file
+from latbench.files import check_fields, read_config_file
 
 
 @dataclass(frozen=True)
@@ -338,12 +338,5 @@ def load_space(name_or_path: str) -> SearchSpace:
 
 def space_from_dict(data: Mapping[str, Any], default_name: str = "custom") -> SearchSpace:
     known = {f.name for f in fields(SearchSpace)}
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise ConfigError(
-            f"unknown search space field(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
-        )
-    missing = [name for name in ("layers", "hidden", "heads") if name not in data]
-    if missing:
-        raise ConfigError(f"a search space needs {', '.join(missing)}")
+    check_fields(data, "search space", known=known, required=("layers", "hidden", "heads"))
     return SearchSpace(**{"name": default_name, **data})
