@@ -22,7 +22,8 @@ def parity_plot(
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6.4, 6.0), dpi=110)
-    values = [v for series in predicted_ms.values() for v in series] + list(measured_ms)
+    # log axes: a predictor's zero or negative prediction is off the plot, not its lower limit
+    values = [v for series in predicted_ms.values() for v in series if v > 0] + list(measured_ms)
     lo, hi = min(values) * 0.8, max(values) * 1.25
     line = [lo, hi]
     ax.plot(line, line, color="black", linewidth=1, label="predicted = measured")
