@@ -17,6 +17,7 @@ beside tests.
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import nox
 
@@ -35,6 +36,7 @@ def lint(session: nox.Session) -> None:
     paths = ["latbench", "tests", "benchmarks", "noxfile.py"]
     session.run(PYTHON, "-m", "ruff", "check", *paths, external=True)
     session.run(PYTHON, "-m", "ruff", "format", "--check", *paths, external=True)
+    session.run(str(Path(PYTHON).parent / "lint-imports"), "--no-cache", external=True)
 
 
 @nox.session(venv_backend="none")
