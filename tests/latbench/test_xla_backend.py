@@ -22,7 +22,7 @@ from latbench.errors import ConfigError, TargetUnavailableError
 from latbench.fingerprint import collect, usable_cpus
 from latbench.plans import QUICK
 from latbench.profile import measure_specs, run_profile
-from latbench.specs import BlockSpec, EncoderSpec, OpSpec, with_workload
+from latbench.specs import BlockSpec, EncoderSpec, OpSpec, Spec, with_workload
 from latbench.target import Target
 from latbench.testing.backend_contract import SPECS, TINY, BackendContract, W, _reference
 from latbench.timing import ProtocolSettings
@@ -294,9 +294,10 @@ print("ok")
 # --- the quick plan, profiled on this CPU ---------------------------------------------------
 @pytest.mark.slow
 def test_xla_profiles_the_quick_plan_on_this_cpu(xla, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    """Every spec of the quick plan (136: operators, blocks in both contexts, encoders)
-    compiles and runs: one sample each, the least the protocol takes (~80 s on 2 cores,
-    nearly all of it XLA compiling)."""
+    """Every kind of spec of the quick plan (each operator, blocks in both contexts,
+    encoders), at its smallest and its largest shape in the plan, compiles and runs: one
+    sample each, the least the protocol takes. (All 136 specs took ~90 s on 2 cores, nearly
+    all of it XLA compiling the same graphs at other sizes.)"""
     backend, target = xla
     fingerprint = collect(backend.fingerprint_extras())
     fastest = ProtocolSettings(
@@ -308,7 +309,13 @@ def test_xla_profiles_the_quick_plan_on_this_cpu(xla, tmp_path: Path) -> None:  
         rounds=1,
         max_extensions=0,
     )
-    specs = QUICK.specs()
+    kinds: dict[tuple[str, str | None, str | None], list[Spec]] = {}
+    for spec in QUICK.specs():
+        kinds.setdefault((spec.kind, getattr(spec, "op", None), getattr(spec, "context", None)), []).append(
+            spec
+        )
+    assert len(kinds) == 12  # nine operators, blocks in two contexts, encoders
+    specs = list({s: None for group in kinds.values() for s in (group[0], group[-1])})
     with MeasurementDB(tmp_path / "quick.db") as db:
         result = run_profile(specs, backend, target, fingerprint, db, fastest)
         assert result.failed == ()
