@@ -47,6 +47,7 @@ from latbench.plans import QUICK, STANDARD, Plan, ProfileSpace
 from latbench.predictors import registry
 from latbench.predictors.base import ExtrapolationWarning, LatencyPredictor
 from latbench.predictors.batch import EncoderBatch
+from latbench.predictors.evaluation import encoders_and_table
 from latbench.predictors.io import save_predictor
 from latbench.predictors.metrics import accuracy, noise_floor
 from latbench.predictors.table import LatencyTable
@@ -121,12 +122,6 @@ def floor_of(first: Sequence[Measurement], second: Sequence[Measurement]) -> str
     return noise_floor(a, b).format()
 
 
-def split_rows(rows: Sequence[Measurement]) -> tuple[list[Measurement], LatencyTable | None]:
-    encoders = [m for m in rows if m.spec.kind == "encoder"]
-    parts = [m for m in rows if m.spec.kind != "encoder"]
-    return encoders, (LatencyTable.from_measurements(parts) if parts else None)
-
-
 def fit(name: str, train: Sequence[Measurement], table: LatencyTable | None, **params) -> LatencyPredictor:  # type: ignore[no-untyped-def]
     return registry.create(name, **params).fit(
         [m.spec for m in train], np.array([m.median_s for m in train]), table=table
@@ -163,7 +158,7 @@ def published(data: Path) -> dict:  # type: ignore[type-arg]
     _, target, fingerprint = backend_for(ORT)
     with MeasurementDB(standard_db, create=False) as db:
         rows = db.measurements(target_key=target.key, fingerprint_key=fingerprint.key)
-    encoders, table = split_rows(rows)
+    encoders, table = encoders_and_table(rows)
     workload = Workload(1, 128)
     models = {name: EncoderSpec(Arch.uniform(n, h, a, f), workload) for name, n, h, a, f in PUBLISHED}
     specs = list(dict.fromkeys(models.values()))
@@ -195,7 +190,7 @@ def published(data: Path) -> dict:  # type: ignore[type-arg]
 
 def learning_curve(data: Path) -> dict:  # type: ignore[type-arg]
     rows = profile_into(data / "lc-ort.db", lc_plan().specs(), ORT)
-    encoders, table = split_rows(rows)
+    encoders, table = encoders_and_table(rows)
     order = [m for m in encoders]
     random.Random(0).shuffle(order)
     pool, test = order[:LC_POOL], order[LC_POOL : LC_POOL + LC_TEST]
@@ -232,7 +227,7 @@ def learning_curve(data: Path) -> dict:  # type: ignore[type-arg]
 
 def transfer(data: Path) -> dict:  # type: ignore[type-arg]
     ort_rows = profile_into(data / "lc-ort.db", lc_plan().specs(), ORT)
-    ort_encoders, ort_table = split_rows(ort_rows)
+    ort_encoders, ort_table = encoders_and_table(ort_rows)
     specs = [s for s in lc_plan().specs() if isinstance(s, EncoderSpec)][:TRANSFER_ENCODERS]
     torch_rows = profile_into(data / "lc-torch.db", specs, TORCH)
     order = list(torch_rows)
@@ -283,7 +278,7 @@ def speed(data: Path) -> dict:  # type: ignore[type-arg]
     _, target, fingerprint = backend_for(ORT)
     with MeasurementDB(db_path, create=False) as db:
         rows = db.measurements(target_key=target.key, fingerprint_key=fingerprint.key)
-    encoders, table = split_rows(rows)
+    encoders, table = encoders_and_table(rows)
     rng = random.Random(0)
     n = SPEED_POPULATION
     t0 = time.perf_counter()

@@ -59,15 +59,9 @@ from latbench.fingerprint import Fingerprint, collect
 from latbench.measurement import Measurement, quantile
 from latbench.plans import Plan, load_plan
 from latbench.predictors import registry as predictor_registry
-from latbench.predictors.evaluation import (
-    additivity,
-    evaluate,
-    noise_floor_pairs,
-    pooled_test,
-    random_folds,
-    split_measurements,
-)
+from latbench.predictors.evaluation import additivity, make_splits, score_splits
 from latbench.predictors.metrics import noise_floor
+from latbench.predictors.settings import EvaluationSettings
 from latbench.profile import run_profile
 from latbench.specs import EncoderSpec
 from latbench.target import Target
@@ -139,27 +133,22 @@ def predictor_accuracy(
     out: dict[str, Any] = {}
     for name in ("random", "hidden"):
         try:
-            splits = (
-                random_folds(first, folds, seed=seed)
-                if name == "random"
-                else [split_measurements(first, "hidden", seed=seed)]
-            )
-        except ValueError as exc:
+            splits = make_splits(first, EvaluationSettings(split=name, folds=folds, seed=seed))
+        except ConfigError as exc:
             out[name] = {"error": str(exc)}
             continue
-        test = pooled_test(splits)
-        a, b = noise_floor_pairs(test, second)
+        (result,) = score_splits(splits, predictors, second)
         out[name] = {
-            "folds": len(splits),
-            "test": len(test),
-            "noise_floor": noise_floor(a, b).to_dict() if len(a) else None,
+            "folds": len(result.folds),
+            "test": len(result.test),
+            "noise_floor": result.floor.to_dict() if result.floor else None,
             "predictors": {
                 s.predictor: (
                     {"accuracy": s.accuracy.to_dict(), "extrapolated": s.extrapolated}
                     if s.accuracy
                     else {"error": s.error}
                 )
-                for s in evaluate(splits, predictors)
+                for s in result.scored
             },
         }
     return out
