@@ -11,7 +11,7 @@ import hashlib
 import os
 import platform
 import socket
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from typing import Any
@@ -137,7 +137,21 @@ def _read_sysfs_cache_bytes(level: int) -> int:
     return 0
 
 
-def _proc_cpuinfo() -> dict[str, str]:
+def cpu_flags_digest(flags: Iterable[str]) -> str:
+    """A short hash of a CPU's ISA flags (what tells two machines of one model apart)."""
+    return hashlib.sha256(" ".join(sorted(flags)).encode()).hexdigest()[:16]
+
+
+def max_clock_hz() -> float | None:
+    """The highest clock the kernel reports (cpufreq), absent on many VMs."""
+    try:
+        with open("/sys/devices/system/cpu/cpu0/cpufreq/cpuinfo_max_freq") as f:
+            return float(f.read().strip()) * 1e3  # kHz
+    except (OSError, ValueError):
+        return None
+
+
+def proc_cpuinfo() -> dict[str, str]:
     """The first processor's entries of /proc/cpuinfo (empty off Linux)."""
     entries: dict[str, str] = {}
     try:
@@ -180,14 +194,14 @@ def physical_cores() -> int:
 
 def collect(extra: Mapping[str, Any] | None = None) -> Fingerprint:
     """Read the fingerprint of this machine. ``extra`` fills GPU/TPU/device fields for backends."""
-    info = _proc_cpuinfo()
+    info = proc_cpuinfo()
     flags = sorted(info.get("flags", "").split())
     usable = usable_cpus()
     l2 = _read_sysfs_cache_bytes(2)
     l3 = _read_sysfs_cache_bytes(3)
     fields: dict[str, Any] = {
         "cpu_model": info.get("model name") or platform.processor() or "unknown",
-        "cpu_flags_digest": hashlib.sha256(" ".join(flags).encode()).hexdigest()[:16],
+        "cpu_flags_digest": cpu_flags_digest(flags),
         "physical_cores": physical_cores(),
         "logical_cpus": os.cpu_count() or 1,
         "usable_cpus": usable,

@@ -19,7 +19,6 @@ search for a student that must run on a target we do not own asks first.
 from __future__ import annotations
 
 import functools
-import hashlib
 import math
 import platform
 import tomllib
@@ -31,8 +30,9 @@ from typing import Any
 
 import numpy as np
 
+from latbench import fingerprint as this_machine
 from latbench.errors import ConfigError
-from latbench.fingerprint import Fingerprint, _proc_cpuinfo, physical_cores
+from latbench.fingerprint import Fingerprint, cpu_flags_digest, physical_cores
 from latbench.predictors.base import LatencyPredictor, Prediction, fit_affine_relative
 from latbench.predictors.batch import EncoderBatch
 from latbench.predictors.table import LatencyTable
@@ -279,20 +279,6 @@ def _validated(key: str, data: Mapping[str, Any], where: str, *, require_urls: b
 
 
 # --- this machine ----------------------------------------------------------------------
-def _flags_digest(flags: set[str]) -> str:
-    """As ``latbench.fingerprint.collect`` hashes the flags, to tell this machine's apart."""
-    return hashlib.sha256(" ".join(sorted(flags)).encode()).hexdigest()[:16]
-
-
-def _max_clock_hz() -> float | None:
-    """The highest clock the kernel reports (cpufreq), absent on many VMs."""
-    try:
-        with open("/sys/devices/system/cpu/cpu0/cpufreq/cpuinfo_max_freq") as f:
-            return float(f.read().strip()) * 1e3  # kHz
-    except (OSError, ValueError):
-        return None
-
-
 def _simd_fp32_per_cycle(flags: set[str], info: Mapping[str, str], machine: str) -> tuple[int, str]:
     """FP32 FLOPs per cycle per core the vector units allow, and why."""
     if "avx512f" in flags and "fma" in flags:
@@ -319,7 +305,7 @@ def detect_cpu_spec(
     (its flags digest differs from ``cpuinfo``'s), only its core count and model are
     used, with baseline ISA and clock. Everything is an estimate; the notes say so.
     """
-    info = dict(_proc_cpuinfo() if cpuinfo is None else cpuinfo)
+    info = dict(this_machine.proc_cpuinfo() if cpuinfo is None else cpuinfo)
     flags = set((info.get("flags") or info.get("Features") or "").split())
     machine = platform.machine()
     notes = ["estimated from /proc/cpuinfo, not a vendor sheet"]
@@ -330,13 +316,13 @@ def detect_cpu_spec(
     else:
         cores = max(1, int(fingerprint.physical_cores))
         model = fingerprint.cpu_model
-        if fingerprint.cpu_flags_digest != _flags_digest(flags):
+        if fingerprint.cpu_flags_digest != cpu_flags_digest(flags):
             local = False
             info, flags, machine = {}, set(), fingerprint.machine
             notes.append("the fingerprint is another machine's: its ISA and clock are unknown here")
     clock_hz, clock_from = None, ""
     if local:
-        clock_hz, clock_from = _max_clock_hz(), "cpufreq max"
+        clock_hz, clock_from = this_machine.max_clock_hz(), "cpufreq max"
         if clock_hz is None:
             try:
                 clock_hz, clock_from = float(info["cpu MHz"]) * 1e6, "current MHz"

@@ -291,7 +291,7 @@ def test_detect_cpu_spec_works_here() -> None:
     ],
 )
 def test_detect_cpu_spec_reads_the_isa(monkeypatch, info, per_cycle) -> None:  # type: ignore[no-untyped-def]
-    monkeypatch.setattr(roofline, "_max_clock_hz", lambda: None)
+    monkeypatch.setattr(roofline.this_machine, "max_clock_hz", lambda: None)
     monkeypatch.setattr(roofline.platform, "machine", lambda: "x86_64")
     sheet = detect_cpu_spec(cpuinfo={**info, "model name": "Test CPU", "cpu MHz": "3000.000"})
     assert sheet.peak_flops["fp32"] == pytest.approx(sheet.cores * 3e9 * per_cycle)  # type: ignore[operator]
@@ -299,7 +299,7 @@ def test_detect_cpu_spec_reads_the_isa(monkeypatch, info, per_cycle) -> None:  #
 
 
 def test_detect_cpu_spec_degrades_without_cpuinfo(monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    monkeypatch.setattr(roofline, "_max_clock_hz", lambda: None)
+    monkeypatch.setattr(roofline.this_machine, "max_clock_hz", lambda: None)
     monkeypatch.setattr(roofline.platform, "machine", lambda: "x86_64")
     bare = detect_cpu_spec(cpuinfo={})
     assert "assumed, none readable" in bare.derivation
