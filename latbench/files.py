@@ -7,9 +7,9 @@ import contextlib
 import os
 import tempfile
 import tomllib
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from latbench.errors import ConfigError
 
@@ -86,3 +86,17 @@ def check_fields(
     missing = [k for k in required if k not in data]
     if missing:
         raise ConfigError(f"{where}{what} needs {', '.join(missing)}")
+
+
+T = TypeVar("T")
+
+
+def load_named(
+    name_or_path: str, builtins: Mapping[str, T], what: str, from_dict: Callable[[dict[str, Any], str], T]
+) -> T:
+    """A built-in ``what`` by name, else one read from a TOML or YAML file by ``from_dict``
+    (given the file's table and stem, a default name)."""
+    if name_or_path in builtins:
+        return builtins[name_or_path]
+    data, stem = read_config_file(name_or_path, what, builtins)
+    return from_dict(data, stem)

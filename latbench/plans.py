@@ -29,7 +29,7 @@ from typing import Any
 
 from latbench.arch import Arch, LayerShape, Workload
 from latbench.errors import ConfigError, LatbenchError
-from latbench.files import read_config_file
+from latbench.files import load_named
 from latbench.specs import BlockSpec, EncoderSpec, OpSpec, Spec, layer_ops
 
 
@@ -253,10 +253,7 @@ BUILTIN_PLANS: dict[str, Plan] = {"quick": QUICK, "standard": STANDARD, "demo": 
 
 def load_plan(name_or_path: str) -> Plan:
     """A built-in plan by name, or a plan from a TOML file."""
-    if name_or_path in BUILTIN_PLANS:
-        return BUILTIN_PLANS[name_or_path]
-    data, stem = read_config_file(name_or_path, "plan", BUILTIN_PLANS)
-    return plan_from_dict(data, default_name=stem)
+    return load_named(name_or_path, BUILTIN_PLANS, "plan", lambda data, stem: plan_from_dict(data, stem))
 
 
 def plan_from_dict(data: Mapping[str, Any], default_name: str = "custom") -> Plan:

@@ -57,7 +57,7 @@ import numpy as np
 
 from latbench.arch import Arch
 from latbench.errors import ConfigError
-from latbench.files import check_fields, read_config_file
+from latbench.files import check_fields, load_named
 
 
 @dataclass(frozen=True)
@@ -330,10 +330,7 @@ BUILTIN_SPACES: dict[str, SearchSpace] = {
 
 def load_space(name_or_path: str) -> SearchSpace:
     """A built-in space by name, or one from a TOML or YAML file."""
-    if name_or_path in BUILTIN_SPACES:
-        return BUILTIN_SPACES[name_or_path]
-    data, stem = read_config_file(name_or_path, "search space", BUILTIN_SPACES)
-    return space_from_dict(data, default_name=stem)
+    return load_named(name_or_path, BUILTIN_SPACES, "search space", space_from_dict)
 
 
 def space_from_dict(data: Mapping[str, Any], default_name: str = "custom") -> SearchSpace:
