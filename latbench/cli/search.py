@@ -120,6 +120,11 @@ def register(sub: Any) -> None:
         type=float,
         help=f"epochs of the Pareto set's full distillation [{d['final_epochs']:g}]",
     )
+    p.add_argument(
+        "--losses",
+        help="loss weights of the proxy and the final distillations, as `latbench distill --losses` "
+        f"[{d['losses']}]",
+    )
     p.add_argument("--no-final", action="store_true", default=None, help="skip the full distillation")
     p.add_argument(
         "--surrogate",

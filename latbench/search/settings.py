@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import MISSING, dataclass, field, fields
 from typing import Any
 
-from latbench.distill import PROXY_EXAMPLES, PROXY_STEPS, DistillConfig
+from latbench.distill import PROXY_EXAMPLES, PROXY_STEPS, DistillConfig, LossWeights
 from latbench.errors import ConfigError
 from latbench.files import check_fields
 
@@ -96,6 +96,7 @@ class SearchJob:
     proxy_steps: int = PROXY_STEPS
     proxy_examples: int = PROXY_EXAMPLES
     final_epochs: float = DistillConfig().epochs
+    losses: str = DistillConfig().losses.format()  # of the proxy and the final distillation
     no_final: bool = False
     surrogate: bool = False
     settings: SearchSettings = field(default_factory=SearchSettings)
@@ -121,6 +122,9 @@ class SearchJob:
             raise ConfigError("--worker K runs one extra worker; it cannot start --workers of its own")
         if not isinstance(self.final_epochs, (int, float)) or not self.final_epochs > 0:
             raise ConfigError(f"final_epochs must be > 0, got {self.final_epochs!r}")
+        if not isinstance(self.losses, str):
+            raise ConfigError(f"losses must be text such as 'logits=1,hidden=1', got {self.losses!r}")
+        LossWeights.parse(self.losses)  # a bad weight is an error before any trial
 
     @classmethod
     def option_names(cls) -> tuple[str, ...]:
@@ -154,7 +158,12 @@ class SearchJob:
     def distill_configs(self) -> tuple[DistillConfig, DistillConfig]:
         """The proxy distillation that scores each trial, and the Pareto set's full one."""
         seed = self.settings.seed
+        losses = LossWeights.parse(self.losses)
         proxy = DistillConfig(
-            steps=self.proxy_steps, max_examples=self.proxy_examples, checkpoint_every=0, seed=seed
+            steps=self.proxy_steps,
+            max_examples=self.proxy_examples,
+            checkpoint_every=0,
+            seed=seed,
+            losses=losses,
         )
-        return proxy, DistillConfig(epochs=float(self.final_epochs), seed=seed)
+        return proxy, DistillConfig(epochs=float(self.final_epochs), seed=seed, losses=losses)

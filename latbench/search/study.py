@@ -588,10 +588,23 @@ def _params(space: SearchSpace, indices: Sequence[int]) -> dict[str, int]:
 def _check_same_study(saved: dict[str, Any], wanted: dict[str, Any], name: str) -> None:
     for key in ("space", "objective", "latency", "settings"):
         if _canonical(saved.get(key)) != _canonical(wanted.get(key)):
+            differ = _differences(saved.get(key), wanted.get(key), key)
             raise ConfigError(
-                f"study {name!r} exists with another {key}; resume it with the same settings, "
-                "or give a new --study name"
+                f"study {name!r} exists with another {key} ({'; '.join(differ[:3])}); resume it with "
+                "the same settings, or give a new --study name"
             )
+
+
+def _differences(saved: Any, wanted: Any, where: str) -> list[str]:
+    """Where two saved descriptions differ, as ``path: saved -> wanted`` lines."""
+    if isinstance(saved, dict) and isinstance(wanted, dict):
+        return [
+            line
+            for k in sorted(set(saved) | set(wanted), key=str)
+            if _canonical(saved.get(k)) != _canonical(wanted.get(k))
+            for line in _differences(saved.get(k), wanted.get(k), f"{where}.{k}")
+        ]
+    return [f"{where}: {_canonical(saved)} in the study, {_canonical(wanted)} now"]
 
 
 def _canonical(value: Any) -> str:

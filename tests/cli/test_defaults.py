@@ -42,6 +42,12 @@ def test_search_options_and_config_fill_the_same_dataclass(tmp_path: Path) -> No
     assert job.surrogate and job.teacher is None and job.proxy_steps == SearchJob.defaults()["proxy_steps"]
     proxy, full = job.distill_configs()
     assert proxy == DistillConfig.proxy(seed=3) and full == DistillConfig(seed=3)
+    # a study begun with other losses (logits only, the proxy's default before 0.1's
+    # defaults were unified) resumes with them given back
+    old = search_job(parse("search", "--config", str(config), "--losses", "logits=1"))
+    assert all(c.losses == LossWeights(logits=1.0) for c in old.distill_configs())
+    with pytest.raises(ConfigError, match="bad loss weight 'hiden=1'"):
+        search_job(parse("search", "--config", str(config), "--losses", "hiden=1"))
 
 
 def test_search_needs_its_inputs_and_refuses_unknown_config_keys(tmp_path: Path) -> None:

@@ -209,7 +209,10 @@ def test_resuming_with_other_objectives_is_refused(latency: PredictedLatency, tm
         storage=storage(tmp_path),
         study_name="x",
     )
-    with pytest.raises(ConfigError, match="exists with another settings"):
+    # the message says what differs, so the user can resume with the study's own settings
+    with pytest.raises(
+        ConfigError, match=r"exists with another settings \(settings.budget_ms: null in the study, 1.0 now\)"
+    ):
         run_search(
             SearchSettings(trials=3, sampler="random", budget_ms=1.0),
             SPACE, Counting(), latency, storage=storage(tmp_path), study_name="x",
