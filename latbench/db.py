@@ -376,7 +376,7 @@ class MeasurementDB:
         )
 
     def _open(self, create: bool) -> None:
-        for attempt in range(2):
+        for attempt in range(6):
             try:
                 with self._write() as conn:
                     self._check_schema(conn, create)
@@ -394,6 +394,14 @@ class MeasurementDB:
                 # CREATE TABLE fails once the winner commits; the second look finds it.
                 if attempt or not create or self._dialect != "postgresql":
                     raise
+            except sa_exc.OperationalError as exc:
+                # Openers of a new SQLite file all switch it to WAL, which takes the file's
+                # exclusive lock: SQLite answers one of two waiting openers at once with
+                # "database is locked" (a deadlock it does not wait out). It holds no lock
+                # afterwards, so a second try after the others is clean.
+                if self._dialect != "sqlite" or "locked" not in str(exc).lower() or attempt == 5:
+                    raise
+                time.sleep(0.05 * 2**attempt)
 
     def _check_schema(self, conn: Connection, create: bool) -> None:
         inspector = sa.inspect(conn)
