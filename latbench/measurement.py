@@ -7,7 +7,7 @@ in this type, so they cannot disagree.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -23,6 +23,24 @@ def quantile(sorted_values: Sequence[float], q: float) -> float:
     pos = (len(sorted_values) - 1) * q
     lo, hi = math.floor(pos), math.ceil(pos)
     return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (pos - lo)
+
+
+def interquartile_mean(times_s: Sequence[float]) -> float:
+    """The mean of the samples between the 25th and 75th percentiles (a 25% trimmed mean)."""
+    values = sorted(times_s)
+    lo, hi = quantile(values, 0.25), quantile(values, 0.75)
+    middle = [v for v in values if lo <= v <= hi]
+    return sum(middle) / len(middle)
+
+
+#: Ways to summarise a spec's samples in one figure, computed from the stored raw samples.
+#: ``latbench stability`` compares how well each reproduces between passes.
+ESTIMATORS: dict[str, Callable[[Sequence[float]], float]] = {
+    "median": lambda t: quantile(sorted(t), 0.5),
+    "min": min,
+    "p10": lambda t: quantile(sorted(t), 0.10),
+    "interquartile mean": interquartile_mean,
+}
 
 
 @dataclass(frozen=True)

@@ -11,12 +11,14 @@ from latbench.cli import build_parser
 from latbench.cli.demo import demo_settings
 from latbench.cli.distill import distill_config
 from latbench.cli.search import search_job
+from latbench.cli.stability import stability_settings
 from latbench.demo import DemoSettings
 from latbench.distill.pipeline import proxy_config
 from latbench.distill.settings import DistillConfig, LossWeights
 from latbench.errors import ConfigError
 from latbench.predictors.settings import EvaluationSettings
 from latbench.search.settings import SearchJob, SearchSettings
+from latbench.stability import StabilitySettings
 
 SEARCH_REQUIRED = ["--space", "demo", "--predictor", "p.json", "--out", "o", "--teacher", "t", "--data", "d"]
 DISTILL_REQUIRED = ["--teacher", "t", "--data", "d", "--arch", "{}", "--out", "o"]
@@ -75,6 +77,7 @@ def test_evaluate_and_demo_defaults_come_from_their_settings() -> None:
         EvaluationSettings().seed,
     )
     assert demo_settings(parse("demo")) == DemoSettings()
+    assert stability_settings(parse("stability")) == StabilitySettings()
 
 
 def test_help_shows_the_dataclass_defaults(capsys: pytest.CaptureFixture[str]) -> None:
