@@ -39,7 +39,7 @@ from latbench.errors import ConfigError, DatabaseError, LatbenchError
 from latbench.files import atomic_output
 from latbench.fingerprint import Fingerprint, collect
 from latbench.measurement import KernelTime, Measurement
-from latbench.specs import BlockSpec, EncoderSpec, OpSpec, Spec, spec_from_dict
+from latbench.specs import BlockSpec, EncoderSpec, ModelSpec, OpSpec, Spec, spec_from_dict
 from latbench.target import Target
 
 SCHEMA_VERSION = 1
@@ -202,6 +202,9 @@ def _spec_columns(spec: Spec) -> dict[str, Any]:
         )
     elif isinstance(spec, EncoderSpec):
         cols.update(hidden=spec.arch.hidden, layers=spec.arch.num_layers)
+    elif isinstance(spec, ModelSpec):
+        if spec.arch is not None:
+            cols.update(hidden=spec.arch.hidden, layers=spec.arch.num_layers)
     else:  # pragma: no cover - Spec is a closed union
         raise TypeError(f"not a spec: {spec!r}")
     w = spec.workload

@@ -214,7 +214,50 @@ class EncoderSpec:
         return f"encoder[L={a.num_layers},H={a.hidden},A={heads},F={ffn}{d}] b={w.batch} s={w.seq_len}"
 
 
-Spec = OpSpec | BlockSpec | EncoderSpec
+@dataclass(frozen=True)
+class ModelSpec:
+    """A user's own model: an ONNX graph (``source="onnx"``), a Hugging Face checkpoint
+    exported by latbench (``"hf"``) or run as eager PyTorch (``"hf-eager"``), identified by
+    ``digest`` (of the ONNX graph or the checkpoint's config and weights). ``arch`` is its
+    shape when latbench can read one (a Hugging Face config), so predictors can be scored
+    on it; None for an arbitrary ONNX graph."""
+
+    kind: ClassVar[str] = "model"
+    name: str
+    digest: str
+    workload: Workload
+    source: str = "onnx"
+    arch: Arch | None = None
+
+    def __post_init__(self) -> None:
+        if self.source not in MODEL_SOURCES:
+            raise ConfigError(f"model source must be one of {', '.join(MODEL_SOURCES)}, got {self.source!r}")
+        if not self.name or not self.digest:
+            raise ConfigError("a model spec needs a name and a digest")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "name": self.name,
+            "digest": self.digest,
+            "source": self.source,
+            "arch": self.arch.to_dict() if self.arch is not None else None,
+            "workload": self.workload.to_dict(),
+        }
+
+    @property
+    def key(self) -> str:
+        return content_key(self.to_dict())
+
+    @property
+    def label(self) -> str:
+        w = self.workload
+        return f"model[{self.name},{self.source}] b={w.batch} s={w.seq_len}"
+
+
+MODEL_SOURCES = ("onnx", "hf", "hf-eager")
+
+Spec = OpSpec | BlockSpec | EncoderSpec | ModelSpec
 
 
 def spec_from_dict(data: Mapping[str, Any]) -> Spec:
@@ -235,6 +278,9 @@ def spec_from_dict(data: Mapping[str, Any]) -> Spec:
         return BlockSpec(layer, workload, data["context"])
     if kind == "encoder":
         return EncoderSpec(Arch.from_dict(data["arch"]), workload)
+    if kind == "model":
+        arch = Arch.from_dict(data["arch"]) if data.get("arch") else None
+        return ModelSpec(data["name"], data["digest"], workload, data.get("source", "onnx"), arch)
     raise ConfigError(f"unknown spec kind {kind!r}")
 
 

@@ -30,7 +30,9 @@ from typing import Any
 import numpy as np
 
 from latbench.errors import ConfigError
-from latbench.measurement import Stats
+from latbench.fingerprint import Fingerprint
+from latbench.measurement import KernelTime, Measurement, Stats
+from latbench.specs import ModelSpec
 from latbench.target import Target
 from latbench.timing import ProtocolSettings, measure_group
 
@@ -246,24 +248,53 @@ def operator_breakdown(profile: NodeProfile, latency_ms: float) -> Breakdown:
 # --- measuring ---------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class UserModelMeasurement:
-    """One user model timed on one target: the protocol's statistics (per inference), the
-    build time, and (ONNX Runtime) the per-operator breakdown."""
+    """One user model timed on one target: the raw samples (per inference) and how they
+    were taken, the build time, and (ONNX Runtime) the per-operator breakdown."""
 
     what: str
-    target: str
+    target: Target
     batch: int
     seq: int
-    stats: Stats
+    times_s: tuple[float, ...]
+    iterations_per_sample: int
+    rounds: int
     stable: bool
     build_time_s: float
     breakdown: Breakdown | None = None
     inputs: Mapping[str, list[int]] = field(default_factory=dict)
 
+    @property
+    def stats(self) -> Stats:
+        return Stats.of(self.times_s)
+
+    def to_measurement(self, spec: ModelSpec, fingerprint: Fingerprint, *, worker: str = "") -> Measurement:
+        """As a database row: the breakdown's operators (and the unattributed share) stand
+        where a block's backend-profiler kernels do."""
+        from datetime import UTC, datetime
+
+        kernels: tuple[KernelTime, ...] = ()
+        if self.breakdown is not None:
+            shares = {**self.breakdown.operators_ms, "unattributed": self.breakdown.unattributed_ms}
+            kernels = tuple(KernelTime(name, 1, ms * 1e-3) for name, ms in shares.items())
+        return Measurement(
+            spec=spec,
+            target=self.target,
+            fingerprint=fingerprint,
+            times_s=self.times_s,
+            iterations_per_sample=self.iterations_per_sample,
+            rounds=self.rounds,
+            stable=self.stable,
+            build_time_s=self.build_time_s,
+            measured_at=datetime.now(UTC).isoformat(timespec="seconds"),
+            kernels=kernels,
+            worker=worker,
+        )
+
     def to_dict(self) -> dict[str, Any]:
         st = self.stats
         return {
             "model": self.what,
-            "target": self.target,
+            "target": str(self.target),
             "workload": {"batch": self.batch, "seq_len": self.seq},
             "inputs": {k: list(v) for k, v in self.inputs.items()},
             "median_ms": st.median_s * 1e3,
@@ -331,10 +362,12 @@ def measure_onnx(
     breakdown = operator_breakdown(node_profile(events, skip_runs=warmup), latency_ms)
     return UserModelMeasurement(
         what=what or (str(source) if not isinstance(source, bytes) else "onnx model"),
-        target=str(target),
+        target=target,
         batch=batch,
         seq=seq,
-        stats=sampled.stats,
+        times_s=sampled.times_s,
+        iterations_per_sample=sampled.iterations_per_sample,
+        rounds=sampled.rounds,
         stable=sampled.stable,
         build_time_s=build_time_s,
         breakdown=breakdown,
@@ -425,7 +458,10 @@ def measure_hf_eager(
     threads), the way torch-cpu times latbench's own graphs."""
     import torch
 
+    from latbench.backends.registry import default_registry
+
     check_hf_workload(model, seq)
+    _, target = default_registry().resolve(Target("torch-cpu", settings={"threads": threads}))
     ids = torch.randint(0, int(model.config.vocab_size), (batch, seq))
     mask = torch.ones((batch, seq), dtype=torch.long)
     previous = torch.get_num_threads()
@@ -444,11 +480,76 @@ def measure_hf_eager(
         torch.set_num_threads(previous)
     return UserModelMeasurement(
         what=f"{type(model).__name__} (eager)",
-        target=f"torch-cpu:threads={threads}",
+        target=target,
         batch=batch,
         seq=seq,
-        stats=sampled.stats,
+        times_s=sampled.times_s,
+        iterations_per_sample=sampled.iterations_per_sample,
+        rounds=sampled.rounds,
         stable=sampled.stable,
         build_time_s=build_time_s,
         inputs={"input_ids": [batch, seq], "attention_mask": [batch, seq]},
     )
+
+
+def model_digest(*parts: bytes) -> str:
+    """A short content hash identifying a user's model (its ONNX graph, or a checkpoint's
+    config and weights)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for part in parts:
+        digest.update(hashlib.sha256(part).digest())
+    return digest.hexdigest()[:16]
+
+
+def hf_digest(directory: str | Path) -> str:
+    """``model_digest`` of a Hugging Face checkpoint's config and weight files."""
+    folder = Path(directory)
+    folder = folder if folder.is_dir() else folder.parent
+    files = sorted(
+        p for p in folder.iterdir() if p.suffix in (".json", ".safetensors", ".bin") and p.is_file()
+    )
+    return model_digest(*(p.name.encode() + p.read_bytes() for p in files))
+
+
+def measure_user_model(
+    *,
+    onnx_path: str | Path | None = None,
+    hf_model: str | Path | None = None,
+    target: str,
+    batch: int = 1,
+    seq: int = 128,
+    settings: ProtocolSettings | None = None,
+) -> list[tuple[ModelSpec, UserModelMeasurement]]:
+    """What ``latbench measure --onnx`` / ``--hf-model`` measures, each with the spec it is
+    stored under: an ONNX file on ``target``; or a Hugging Face checkpoint exported and
+    measured on ``target``, then run as eager PyTorch on torch-cpu with ``target``'s threads."""
+    from latbench.arch import Arch, Workload
+    from latbench.backends.registry import default_registry
+
+    if (onnx_path is None) == (hf_model is None):
+        raise ConfigError("give one of an ONNX file and a Hugging Face checkpoint")
+    workload = Workload(batch, seq)
+    if onnx_path is not None:
+        result = measure_onnx(onnx_path, target, batch=batch, seq=seq, settings=settings)
+        digest = model_digest(Path(onnx_path).read_bytes())
+        return [(ModelSpec(Path(onnx_path).name, digest, workload, "onnx"), result)]
+    assert hf_model is not None
+    model = load_hf_model(hf_model)
+    exported = export_hf_model(model, batch, seq)
+    deployed = measure_onnx(
+        exported, target, batch=batch, seq=seq, settings=settings, what=f"{hf_model} (ONNX)"
+    )
+    _, resolved = default_registry().resolve(Target.parse(target))
+    threads = int(resolved.get("threads", 1))  # type: ignore[arg-type]
+    eager = measure_hf_eager(model, batch=batch, seq=seq, threads=threads, settings=settings)
+    try:
+        arch: Arch | None = Arch.from_hf_config(str(hf_model))
+    except ConfigError:
+        arch = None  # stored without a shape: predictors cannot be scored on it
+    name, digest = Path(hf_model).resolve().name, hf_digest(hf_model)
+    return [
+        (ModelSpec(name, digest, workload, "hf", arch), deployed),
+        (ModelSpec(name, digest, workload, "hf-eager", arch), eager),
+    ]

@@ -9,7 +9,7 @@ import sys
 from typing import Any
 
 from latbench.cli.common import console, machine_fingerprint, positive, resolve_target
-from latbench.errors import ConfigError, LatbenchError
+from latbench.errors import LatbenchError
 
 
 def register_devices(sub: Any) -> None:
@@ -133,6 +133,8 @@ def cmd_measure(args: argparse.Namespace) -> int:
 
     positive("--samples", args.samples)
     if args.onnx or args.hf_model:
+        from latbench.cli.user_model import measure_user_model
+
         return measure_user_model(args)
     arch = Arch.from_json(args.arch) if args.arch else Arch.from_hf_config(args.hf_config)
     spec = EncoderSpec(arch, Workload(args.batch, args.seq, args.precision))
@@ -215,67 +217,4 @@ def cmd_specsheets(args: argparse.Namespace) -> int:
             f"{bf16 / 1e12 if bf16 else float('nan'):12.1f} {sheet.memory_bandwidth_Bps / 1e9:7.0f}  "
             f"{sheet.source[0] if sheet.source else 'estimated on this machine'}"
         )
-    return 0
-
-
-def measure_user_model(args: argparse.Namespace) -> int:
-    """``latbench measure --onnx`` / ``--hf-model``."""
-    from latbench.timing import ProtocolSettings
-    from latbench.user_models import export_hf_model, load_hf_model, measure_hf_eager, measure_onnx
-
-    if args.db:
-        raise ConfigError(
-            "--db stores latbench's own encoders; a user model's figures are printed (or --json)"
-        )
-    if args.precision != "fp32":
-        raise ConfigError("a user model runs in the precision it was exported in; leave --precision at fp32")
-    positive("--batch", args.batch)
-    positive("--seq", args.seq)
-    settings = ProtocolSettings.with_samples(args.samples)
-    results = []
-    if args.onnx:
-        results.append(
-            measure_onnx(args.onnx, args.target, batch=args.batch, seq=args.seq, settings=settings)
-        )
-    else:
-        model = load_hf_model(args.hf_model)
-        exported = export_hf_model(model, args.batch, args.seq)
-        what = f"{args.hf_model} (ONNX, opset 17)"
-        results.append(
-            measure_onnx(exported, args.target, batch=args.batch, seq=args.seq, settings=settings, what=what)
-        )
-        _, target = resolve_target(args.target)
-        threads = int(target.get("threads", 1))  # type: ignore[arg-type]
-        results.append(
-            measure_hf_eager(model, batch=args.batch, seq=args.seq, threads=threads, settings=settings)
-        )
-    if args.json:
-        print(
-            json.dumps([r.to_dict() for r in results] if len(results) > 1 else results[0].to_dict(), indent=2)
-        )
-        return 0
-    from rich.table import Table
-
-    out = console()
-    for r in results:
-        table = Table(title=f"{r.what} on {r.target}, batch {r.batch}, sequence {r.seq}")
-        table.add_column("quantity")
-        table.add_column("value", justify="right")
-        st = r.stats
-        for name, value in (("median", st.median_s), ("p90", st.p90_s), ("p99", st.p99_s), ("IQR", st.iqr_s)):
-            table.add_row(f"{name} (ms)", f"{value * 1e3:.3f}")
-        table.add_row("samples", str(st.n))
-        table.add_row("stable (IQR/median)", f"{'yes' if r.stable else 'no'} ({st.iqr_ratio:.3f})")
-        table.add_row("build time (s)", f"{r.build_time_s:.2f}")
-        out.print(table)
-        if r.breakdown is not None:
-            b = r.breakdown
-            bt = Table(
-                title=f"per operator (ONNX Runtime's profile of {b.nodes} nodes, shared out of the median)"
-            )
-            for col in ("operator", "ms", "share"):
-                bt.add_column(col, justify="left" if col == "operator" else "right")
-            for name, ms in (*b.operators_ms.items(), ("unattributed", b.unattributed_ms)):
-                bt.add_row(name, f"{ms:.4f}", f"{ms / b.latency_ms:.1%}")
-            out.print(bt)
     return 0

@@ -56,7 +56,7 @@ def split_measurements(
     if not 0 < test_share < 1:
         raise ValueError(f"test share must be between 0 and 1, got {test_share}")
     encoders = [m for m in rows if isinstance(m.spec, EncoderSpec)]
-    parts = [m for m in rows if not isinstance(m.spec, EncoderSpec)]
+    parts = [m for m in rows if isinstance(m.spec, (BlockSpec, OpSpec))]  # not users' models
     if len(encoders) < 4:
         raise ValueError(f"evaluation needs at least 4 measured encoders, the database has {len(encoders)}")
     n_test = max(1, round(len(encoders) * test_share))
@@ -106,7 +106,7 @@ def random_folds(rows: Sequence[Measurement], folds: int, *, seed: int = 0) -> l
     fold's table: they describe parts, not the held-out encoders); with fewer encoders
     than folds, leave-one-out."""
     encoders = [m for m in rows if isinstance(m.spec, EncoderSpec)]
-    parts = [m for m in rows if not isinstance(m.spec, EncoderSpec)]
+    parts = [m for m in rows if isinstance(m.spec, (BlockSpec, OpSpec))]  # not users' models
     if folds < 2:
         raise ValueError(f"cross-validation needs at least 2 folds, got {folds}")
     if len(encoders) < 4:
@@ -174,7 +174,7 @@ def encoders_and_table(rows: Sequence[Measurement]) -> tuple[list[Measurement], 
     """A database's rows as what predictors fit: the encoders, and a lookup table of the
     blocks and operators (None when there are none)."""
     encoders = [m for m in rows if isinstance(m.spec, EncoderSpec)]
-    parts = [m for m in rows if not isinstance(m.spec, EncoderSpec)]
+    parts = [m for m in rows if isinstance(m.spec, (BlockSpec, OpSpec))]  # not users' models
     return encoders, (LatencyTable.from_measurements(parts) if parts else None)
 
 

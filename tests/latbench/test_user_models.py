@@ -4,6 +4,7 @@ onnxruntime-cpu and eager PyTorch, broken down by operator; bad input refused in
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -12,8 +13,15 @@ import pytest
 import transformers
 from onnx import TensorProto, helper
 
+from latbench.arch import Arch, Workload
 from latbench.cli import main
+from latbench.db import MeasurementDB
 from latbench.errors import ConfigError
+from latbench.fingerprint import collect
+from latbench.measurement import Measurement
+from latbench.predictors.evaluation import encoders_and_table
+from latbench.specs import EncoderSpec, ModelSpec, spec_from_dict
+from latbench.target import Target
 from latbench.testing.cli import assert_user_error
 from latbench.timing import ProtocolSettings
 from latbench.user_models import (
@@ -107,7 +115,9 @@ def test_eager_pytorch_is_timed_with_the_threads_asked_for(bert_dir: Path) -> No
 
     before = torch.get_num_threads()
     result = measure_hf_eager(load_hf_model(bert_dir), batch=1, seq=8, threads=1, settings=FAST)
-    assert result.stats.median_s > 0 and result.target == "torch-cpu:threads=1" and result.breakdown is None
+    assert (
+        result.stats.median_s > 0 and str(result.target) == "torch-cpu:threads=1" and result.breakdown is None
+    )
     assert torch.get_num_threads() == before
 
 
@@ -191,5 +201,42 @@ def test_the_measure_command_takes_onnx_and_hugging_face_models(
     assert onnx_run["breakdown"]["operators_ms"]["attention"] > 0 and eager["target"] == "torch-cpu:threads=1"
     code = main(["measure", "--onnx", str(bert_onnx), "--target", TARGET, "--seq", "99"])
     assert_user_error((code, capsys.readouterr().err), "longer than the model's 40 positions")
-    code = main(["measure", "--onnx", str(bert_onnx), "--target", TARGET, "--db", "x.db"])
-    assert_user_error((code, capsys.readouterr().err), "--db stores latbench's own encoders")
+    code = main(["measure", "--onnx", str(bert_onnx), "--target", TARGET, "--precision", "bf16"])
+    assert_user_error((code, capsys.readouterr().err), "leave --precision at fp32")
+
+
+def test_measured_models_are_stored_with_their_breakdown_and_shape(
+    bert_onnx: Path, bert_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = tmp_path / "m.db"
+    onnx_args = ["measure", "--onnx", str(bert_onnx), "--target", TARGET, "--seq", "8", "--samples", "8"]
+    assert main([*onnx_args, "--db", str(db)]) == 0
+    assert main([*onnx_args, "--db", str(db)]) == 0  # the same model again: kept once
+    assert "already stored" in capsys.readouterr().err
+    hf_args = ["measure", "--hf-model", str(bert_dir), "--target", TARGET, "--seq", "8", "--samples", "8"]
+    assert main([*hf_args, "--db", str(db), "--json"]) == 0
+    documents = json.loads(capsys.readouterr().out)
+    assert [d["spec"]["source"] for d in documents] == ["hf", "hf-eager"]
+    with MeasurementDB(db, create=False) as opened:
+        rows = opened.measurements()
+    by_source = {m.spec.source: m for m in rows}
+    assert set(by_source) == {"onnx", "hf", "hf-eager"} and all(m.spec.kind == "model" for m in rows)
+    assert by_source["onnx"].spec.arch is None and by_source["hf"].spec.arch.hidden == 32
+    assert by_source["hf-eager"].target.name == "torch-cpu"
+    operators = {k.op_type for k in by_source["onnx"].kernels}
+    assert {"projections", "attention", "ffn", "unattributed"} <= operators
+    assert by_source["onnx"].spec.digest != by_source["hf"].spec.digest
+
+
+def test_a_model_spec_round_trips_and_stays_out_of_what_predictors_fit(bert_dir: Path) -> None:
+    arch = Arch.from_hf_config(str(bert_dir))
+    spec = ModelSpec("bert", "0123456789abcdef", Workload(1, 8), "hf", arch)
+    assert spec_from_dict(spec.to_dict()) == spec and spec.label == "model[bert,hf] b=1 s=8"
+    assert spec.key != ModelSpec("bert", "0123456789abcdef", Workload(1, 8), "hf-eager", arch).key
+    with pytest.raises(ConfigError, match="model source must be one of"):
+        ModelSpec("x", "d", Workload(1, 8), "tflite")
+    model_row = Measurement(spec, Target("onnxruntime-cpu"), collect(), (1e-3,), 1, 1, True, 0.0, "now")
+    encoder = EncoderSpec(arch, Workload(1, 8))
+    encoder_row = replace(model_row, spec=encoder)
+    encoders, table = encoders_and_table([model_row, encoder_row])
+    assert [m.spec for m in encoders] == [encoder] and table is None
