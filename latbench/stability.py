@@ -15,6 +15,7 @@ In the spirit of pyperf's ``system`` check, two kinds of evidence before a long 
 from __future__ import annotations
 
 import itertools
+import math
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -232,17 +233,38 @@ class EstimatorAgreement:
         }
 
 
-def agreement(passes: Sequence[Sequence[Measurement]]) -> list[EstimatorAgreement]:
-    """Every estimator's pass-to-pass disagreement; passes list the same specs."""
+def agreement(
+    passes: Sequence[Sequence[Measurement]],
+    *,
+    starts: Sequence[float] | None = None,
+    min_gap_s: float = 0.0,
+    max_gap_s: float = math.inf,
+    normalise: bool = False,
+) -> list[EstimatorAgreement]:
+    """Every estimator's pass-to-pass disagreement, best first; passes list the same specs.
+
+    With ``starts`` (each pass's start, s), only pairs of passes ``min_gap_s`` to
+    ``max_gap_s`` apart count. ``normalise`` first divides out the pair's common factor
+    (the median ratio over its specs): what is left is how unevenly a slowdown hit the
+    specs, the part no reference measurement can correct."""
+    if starts is not None and len(starts) != len(passes):
+        raise ValueError("one start time per pass")
     out = []
     for name, estimate in ESTIMATORS.items():
         diffs = []
-        for first, second in itertools.combinations(passes, 2):
+        for (i, first), (j, second) in itertools.combinations(enumerate(passes), 2):
+            if starts is not None and not min_gap_s <= abs(starts[j] - starts[i]) <= max_gap_s:
+                continue
             again = {m.spec.key: m for m in second}
-            for m in first:
-                other = again.get(m.spec.key)
-                if other is not None:
-                    diffs.append(abs(estimate(m.times_s) / estimate(other.times_s) - 1))
+            ratios = [
+                estimate(m.times_s) / estimate(again[m.spec.key].times_s)
+                for m in first
+                if m.spec.key in again
+            ]
+            if not ratios:
+                continue
+            common = quantile(sorted(ratios), 0.5) if normalise else 1.0
+            diffs += [abs(r / common - 1) for r in ratios]
         if diffs:
             out.append(EstimatorAgreement(name, tuple(diffs)))
     return sorted(out, key=lambda a: (a.median, -a.within_10))
