@@ -164,6 +164,24 @@ def analyse(out: Path, apart_min: float) -> dict[str, Any]:
                         f"    {a.estimator:20s} {len(a.differences):6d} {a.within_5:6.1%} {a.within_10:6.1%} "
                         f"{a.median:7.1%} {a.p90:6.1%}"
                     )
+    lo = apart_min * 60
+    print(
+        f"\nby spec kind, all passes >= {apart_min:g} min apart: share within ±5% / ±10% (median difference)"
+    )
+    kinds = sorted({m.spec.kind for m in rows[0]})
+    print(f"    {'figure':20s} " + " ".join(f"{k:>24s}" for k in kinds))
+    by_kind: dict[str, dict[str, Any]] = {}
+    for kind in kinds:
+        kind_rows = [[m for m in p if m.spec.kind == kind] for p in rows]
+        for a in agreement(kind_rows, starts=starts, min_gap_s=lo):
+            by_kind.setdefault(a.estimator, {})[kind] = a.to_dict()
+    for estimator, per in by_kind.items():
+        cells = [
+            f"{per[k]['within_5']:6.1%} / {per[k]['within_10']:6.1%} ({per[k]['median_difference']:4.1%})"
+            for k in kinds
+        ]
+        print(f"    {estimator:20s} " + " ".join(f"{c:>24s}" for c in cells))
+    report["by_kind"] = by_kind
     return report
 
 

@@ -116,15 +116,15 @@ def _dots(total: int):  # type: ignore[no-untyped-def]
 
 
 def floor_of(first: Sequence[Measurement], second: Sequence[Measurement]) -> str:
-    again = {m.spec.key: m.median_s for m in second}
-    pairs = [(m.median_s, again[m.spec.key]) for m in first if m.spec.key in again]
+    again = {m.spec.key: m.latency_s for m in second}
+    pairs = [(m.latency_s, again[m.spec.key]) for m in first if m.spec.key in again]
     a, b = (np.array(v) for v in zip(*pairs, strict=True))
     return noise_floor(a, b).format()
 
 
 def fit(name: str, train: Sequence[Measurement], table: LatencyTable | None, **params) -> LatencyPredictor:  # type: ignore[no-untyped-def]
     return registry.create(name, **params).fit(
-        [m.spec for m in train], np.array([m.median_s for m in train]), table=table
+        [m.spec for m in train], np.array([m.latency_s for m in train]), table=table
     )
 
 
@@ -164,7 +164,7 @@ def published(data: Path) -> dict:  # type: ignore[type-arg]
     specs = list(dict.fromkeys(models.values()))
     measured = {m.spec: m for m in profile_into(data / "published.db", specs, ORT)}
     again = {m.spec: m for m in remeasure(list(measured.values()), ORT)}
-    truth = np.array([measured[s].median_s for s in models.values()])
+    truth = np.array([measured[s].latency_s for s in models.values()])
     print(f"  {len(models)} published architectures ({len(specs)} distinct shapes), b=1 s=128")
     print(f"  noise floor (measured twice): {floor_of(list(measured.values()), list(again.values()))}")
     result: dict = {"models": list(models), "measured_ms": (truth * 1e3).tolist(), "predictors": {}}  # type: ignore[type-arg]
@@ -196,7 +196,7 @@ def learning_curve(data: Path) -> dict:  # type: ignore[type-arg]
     pool, test = order[:LC_POOL], order[LC_POOL : LC_POOL + LC_TEST]
     again = remeasure(test, ORT)
     print(f"  {len(pool)} training pool, {len(test)} held out; noise floor: {floor_of(test, again)}")
-    truth = np.array([m.median_s for m in test])
+    truth = np.array([m.latency_s for m in test])
     X_test = [m.spec for m in test]
     result: dict = {}  # type: ignore[type-arg]
     print(f"  {'predictor':10s} " + " ".join(f"{f'n={n}':>13s}" for n in LC_SIZES) + "   (within ±10%, MAPE)")
@@ -244,7 +244,7 @@ def transfer(data: Path) -> dict:  # type: ignore[type-arg]
             fit(name, ort_encoders, ort_table), path, target=target, fingerprint=fingerprint, training={}
         )
         sources[f"transfer({name})"] = path
-    truth = np.array([m.median_s for m in test])
+    truth = np.array([m.latency_s for m in test])
     X_test = [m.spec for m in test]
     methods = [*sources, "flops", "hat-mlp", "xgboost", "roofline"]
     print(f"  {'method':20s} " + " ".join(f"{f'n={n}':>13s}" for n in FEW_SHOT) + "   (within ±10%, MAPE)")

@@ -105,11 +105,11 @@ def sample_spread(rows: Sequence[Measurement]) -> dict[str, dict[str, float]]:
 
 def pass_noise_floor(first: Sequence[Measurement], second: Sequence[Measurement]) -> dict[str, Any]:
     """``NoiseFloor.to_dict()`` of the specs measured in both passes, per kind and ``all``."""
-    again = {m.spec.key: m.median_s for m in second}
+    again = {m.spec.key: m.latency_s for m in second}
     out: dict[str, Any] = {}
     for kind in (*KINDS, "all"):
         pairs = [
-            (m.median_s, again[m.spec.key])
+            (m.latency_s, again[m.spec.key])
             for m in first
             if kind in ("all", m.spec.kind) and m.spec.key in again
         ]

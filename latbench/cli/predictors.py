@@ -169,7 +169,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     for r in results:
         floor_text = r.floor.format() if r.floor else "noise floor: not measured"
         parity_plot(
-            [m.median_s * 1e3 for m in r.test],
+            [m.latency_ms for m in r.test],
             {s.predictor: [v * 1e3 for v in s.predicted_s] for s in r.scored if s.accuracy},
             out / f"parity-{r.name}.png",
             title=f"{target}\n{r.name} split: {len(r.test)} held-out encoders"

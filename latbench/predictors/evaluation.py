@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from latbench.errors import ConfigError
-from latbench.measurement import Measurement
+from latbench.measurement import LATENCY_FIGURE, Measurement
 from latbench.predictors import registry
 from latbench.predictors.base import ExtrapolationWarning
 from latbench.predictors.metrics import Accuracy, NoiseFloor, accuracy, noise_floor
@@ -134,7 +134,7 @@ def evaluate(splits: Split | Sequence[Split], names: Sequence[str] = registry.EV
     """Fit each predictor on each split's training encoders and score it on the held-out
     ones, pooled over the splits (one split, or the folds of ``random_folds``)."""
     splits = [splits] if isinstance(splits, Split) else list(splits)
-    y_test = np.array([m.median_s for m in pooled_test(splits)])
+    y_test = np.array([m.latency_s for m in pooled_test(splits)])
     scored = []
     for name in names:
         predicted: list[float] = []
@@ -143,7 +143,7 @@ def evaluate(splits: Split | Sequence[Split], names: Sequence[str] = registry.EV
             for split in splits:
                 predictor = registry.create(name).fit(
                     [m.spec for m in split.train],
-                    np.array([m.median_s for m in split.train]),
+                    np.array([m.latency_s for m in split.train]),
                     table=split.table,
                 )
                 with warnings.catch_warnings():
@@ -162,8 +162,8 @@ def noise_floor_pairs(
     test: Sequence[Measurement], second: Sequence[Measurement]
 ) -> tuple[np.ndarray, np.ndarray]:
     """Medians of the held-out encoders in both measurements, matched by spec."""
-    again = {m.spec.key: m.median_s for m in second}
-    pairs = [(m.median_s, again[m.spec.key]) for m in test if m.spec.key in again]
+    again = {m.spec.key: m.latency_s for m in second}
+    pairs = [(m.latency_s, again[m.spec.key]) for m in test if m.spec.key in again]
     if not pairs:
         return np.empty(0), np.empty(0)
     first, other = zip(*pairs, strict=True)
@@ -220,7 +220,7 @@ class SplitResult:
                 }
                 for s in self.scored
             },
-            "measured_ms": [m.median_s * 1e3 for m in self.test],
+            "measured_ms": [m.latency_s * 1e3 for m in self.test],
             "test_labels": [m.spec.label for m in self.test],
         }
 
@@ -257,7 +257,7 @@ def evaluation_document(
         "version": EVALUATION_VERSION,
         "target": target,
         "fingerprint": fingerprint,
-        "settings": {**settings.to_dict(), "db": db},
+        "settings": {**settings.to_dict(), "figure": LATENCY_FIGURE, "db": db},
         **extra,
         "splits": {r.name: r.to_dict() for r in results},
     }
@@ -291,11 +291,11 @@ def additivity(rows: Sequence[Measurement]) -> dict[str, Accuracy]:
     ``Accuracy`` (the sum as the prediction) per kind of parts in ``PARTS`` that the rows
     hold for at least one encoder. The gap is what a lookup table must calibrate away: on
     a CPU, blocks measured alone keep their weights in cache and sum to less than the model."""
-    medians_s = {m.spec: m.median_s for m in rows}
+    medians_s = {m.spec: m.latency_s for m in rows}
     encoders = [m for m in rows if isinstance(m.spec, EncoderSpec)]
     gaps: dict[str, Accuracy] = {}
     for parts in PARTS:
-        pairs = [(sum_of_parts_s(m.spec, medians_s, parts), m.median_s) for m in encoders]  # type: ignore[arg-type]
+        pairs = [(sum_of_parts_s(m.spec, medians_s, parts), m.latency_s) for m in encoders]  # type: ignore[arg-type]
         summed = [(s, measured) for s, measured in pairs if s is not None]
         if summed:
             predicted, measured = zip(*summed, strict=True)

@@ -15,7 +15,7 @@ from latbench.backends.registry import default_registry
 from latbench.db import DB_ENV, MeasurementDB, choose_fingerprint, default_db
 from latbench.errors import ConfigError
 from latbench.fingerprint import Fingerprint, collect
-from latbench.measurement import Measurement
+from latbench.measurement import LATENCY_FIGURE, Measurement
 from latbench.predictors import registry
 from latbench.predictors.base import LatencyPredictor
 from latbench.predictors.evaluation import encoders_and_table
@@ -97,10 +97,14 @@ def fit_from_database(
     encoders, table = encoders_and_table(rows)
     try:
         predictor = registry.create(name, **params)
-        predictor.fit([m.spec for m in encoders], np.array([m.median_s for m in encoders]), table=table)
+        predictor.fit([m.spec for m in encoders], np.array([m.latency_s for m in encoders]), table=table)
     except (ValueError, TypeError) as exc:
         raise ConfigError(f"cannot fit {name} on these measurements: {exc}") from None
-    training = {"encoders": len(encoders), **(table.summary() if table else {"blocks": 0, "ops": 0})}
+    training = {
+        "encoders": len(encoders),
+        **(table.summary() if table else {"blocks": 0, "ops": 0}),
+        "figure": LATENCY_FIGURE,
+    }
     return Fitted(predictor, normalized, machine, training)
 
 

@@ -157,8 +157,8 @@ class LatencyTable:
         pairs = {(m.target.key, m.fingerprint.key) for m in rows}
         if len(pairs) > 1:
             raise ValueError("a lookup table holds one target and one machine fingerprint; filter rows first")
-        blocks = {m.spec: m.median_s for m in rows if isinstance(m.spec, BlockSpec)}
-        ops = {m.spec: m.median_s for m in rows if isinstance(m.spec, OpSpec)}
+        blocks = {m.spec: m.latency_s for m in rows if isinstance(m.spec, BlockSpec)}
+        ops = {m.spec: m.latency_s for m in rows if isinstance(m.spec, OpSpec)}
         return cls(rows[0].target, rows[0].fingerprint, blocks, ops)
 
     def block_interpolator(self, context: str, precision: str = "fp32") -> LogLogInterpolator | None:

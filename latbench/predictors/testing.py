@@ -168,7 +168,7 @@ def fake_training_data(
     with MeasurementDB(path) as db:
         run_profile(plan.specs(), backend, target, fingerprint, db, FAKE_SETTINGS)
         rows = db.measurements()
-    measured = [(m.spec, m.median_s) for m in rows if isinstance(m.spec, EncoderSpec)]
+    measured = [(m.spec, m.latency_s) for m in rows if isinstance(m.spec, EncoderSpec)]
     return TrainingData(
         X=[spec for spec, _ in measured],
         y=np.array([latency for _, latency in measured]),

@@ -301,7 +301,7 @@ class MeasuredLatency:
         out = []
         for m in measured:
             st = m.stats
-            ms = st.median_s * 1e3
+            ms = m.latency_ms
             out.append(LatencyEstimate(ms, ms, ms, measured=True, iqr_ms=st.iqr_s * 1e3))
         return out
 

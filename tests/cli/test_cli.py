@@ -16,6 +16,7 @@ import pytest
 
 from latbench.cli import main
 from latbench.db import MeasurementDB
+from latbench.measurement import LATENCY_FIGURE
 from latbench.testing.cli import assert_user_error
 
 TINY_PLAN = """
@@ -385,7 +386,9 @@ def test_fit_then_predict_from_a_profiled_database(profiled_db: Path, tmp_path: 
         code, stdout, err = run_cli(capsys, "fit", "--db", str(db), "--target", target, "--predictor", name,
                                     "--out", str(out))  # fmt: skip
         assert code == 0, err
-        assert f"fitted {name}" in stdout and json.loads(out.read_text())["predictor"] == name
+        saved = json.loads(out.read_text())
+        assert f"fitted {name}" in stdout and saved["predictor"] == name
+        assert saved["training"]["figure"] == LATENCY_FIGURE  # what the predictor's latencies mean
         code, stdout, err = run_cli(
             capsys, "predict", "--predictor", str(out), "--arch", arch, "--seq", "8", "--json"
         )
@@ -466,6 +469,7 @@ def test_evaluate_scores_predictors_beside_a_re_measured_noise_floor(
     report = json.loads((out / "evaluation.json").read_text())
     assert report["format"] == "latbench-evaluation" and report["version"] == 1  # what reports read
     assert report["command"][:2] == ["latbench", "evaluate"] and report["settings"]["split"] == "both"
+    assert report["settings"]["figure"] == LATENCY_FIGURE
     assert report["splits"]["random"]["noise_floor"]["n"] >= 1
     assert report["splits"]["random"]["predictors"]["lut-block"]["accuracy"]["n"] >= 1
     for name in ("random", "hidden"):

@@ -143,3 +143,16 @@ def test_the_command_probes_this_machine(capsys: pytest.CaptureFixture[str]) -> 
     assert_user_error(
         (main(["stability", "--passes", "1"]), capsys.readouterr().err), "--passes must be at least 2"
     )
+
+
+def test_a_measurement_gives_every_figure_and_its_latency_is_the_chosen_one() -> None:
+    from latbench.measurement import LATENCY_FIGURE
+
+    spec = StabilitySettings().specs()[0]
+    m = measurement(spec, (3.0, 1.0, 2.0, 10.0, 2.5))
+    assert (
+        m.figure_s("min") == 1.0 and m.figure_s("median") == 2.5 and m.figure_s("p10") == pytest.approx(1.4)
+    )
+    assert m.latency_s == m.figure_s(LATENCY_FIGURE) and m.latency_ms == pytest.approx(m.latency_s * 1e3)
+    with pytest.raises(ValueError, match="unknown latency figure 'mode'"):
+        m.figure_s("mode")
