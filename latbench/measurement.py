@@ -85,6 +85,18 @@ class Stats:
             mean_s=sum(values) / len(values),
         )
 
+    def summary_ms(self) -> dict[str, float | int]:
+        """The figures a command prints as JSON: minimum (the latency figure), median and
+        tails in milliseconds, and the sample count."""
+        return {
+            "min_ms": self.min_s * 1e3,
+            "median_ms": self.median_s * 1e3,
+            "p90_ms": self.p90_s * 1e3,
+            "p99_ms": self.p99_s * 1e3,
+            "iqr_ms": self.iqr_s * 1e3,
+            "samples": self.n,
+        }
+
     @property
     def iqr_ratio(self) -> float:
         """IQR / median: the protocol's (outlier-robust) stability measure."""
