@@ -24,6 +24,7 @@ import time
 from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +35,7 @@ from latbench.fingerprint import Fingerprint
 from latbench.measurement import KernelTime, Measurement, Stats
 from latbench.specs import ModelSpec
 from latbench.target import Target
-from latbench.timing import ProtocolSettings, measure_group
+from latbench.timing import ProtocolSettings, Sampled, measure_group
 
 #: Model families ``export_hf_model`` takes (Hugging Face ``model_type``).
 HF_FAMILIES = ("bert", "roberta", "distilbert", "electra")
@@ -263,7 +264,18 @@ class UserModelMeasurement:
     breakdown: Breakdown | None = None
     inputs: Mapping[str, list[int]] = field(default_factory=dict)
 
-    @property
+    @classmethod
+    def of(cls, sampled: Sampled, **fields: Any) -> UserModelMeasurement:
+        """From the protocol's result for the model, with the rest of the fields."""
+        return cls(
+            times_s=sampled.times_s,
+            iterations_per_sample=sampled.iterations_per_sample,
+            rounds=sampled.rounds,
+            stable=sampled.stable,
+            **fields,
+        )
+
+    @cached_property
     def stats(self) -> Stats:
         return Stats.of(self.times_s)
 
@@ -356,15 +368,12 @@ def measure_onnx(
         with open(profiling.end_profiling()) as f:
             events = json.load(f)
     breakdown = operator_breakdown(node_profile(events, skip_runs=warmup), latency_ms)
-    return UserModelMeasurement(
+    return UserModelMeasurement.of(
+        sampled,
         what=what or (str(source) if not isinstance(source, bytes) else "onnx model"),
         target=target,
         batch=batch,
         seq=seq,
-        times_s=sampled.times_s,
-        iterations_per_sample=sampled.iterations_per_sample,
-        rounds=sampled.rounds,
-        stable=sampled.stable,
         build_time_s=build_time_s,
         breakdown=breakdown,
         inputs={name: list(value.shape) for name, value in feeds.items()},
@@ -474,15 +483,12 @@ def measure_hf_eager(
             (sampled,) = measure_group([call], settings or ProtocolSettings())
     finally:
         torch.set_num_threads(previous)
-    return UserModelMeasurement(
+    return UserModelMeasurement.of(
+        sampled,
         what=f"{type(model).__name__} (eager)",
         target=target,
         batch=batch,
         seq=seq,
-        times_s=sampled.times_s,
-        iterations_per_sample=sampled.iterations_per_sample,
-        rounds=sampled.rounds,
-        stable=sampled.stable,
         build_time_s=build_time_s,
         inputs={"input_ids": [batch, seq], "attention_mask": [batch, seq]},
     )
