@@ -31,6 +31,8 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--samples", type=int, default=d.samples, help=f"samples per encoder and pass [{d.samples}]"
     )
+    p.add_argument("--batch", type=int, default=d.batch, help=f"the probe's batch size [{d.batch}]")
+    p.add_argument("--seq", type=int, default=d.seq, help=f"the probe's sequence length [{d.seq}]")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(run=cmd_stability)
 
@@ -42,7 +44,12 @@ def stability_settings(args: argparse.Namespace):  # type: ignore[no-untyped-def
     from latbench.stability import StabilitySettings
 
     return StabilitySettings(
-        target=args.target, passes=args.passes, pause_s=args.pause_s, samples=args.samples
+        target=args.target,
+        passes=args.passes,
+        pause_s=args.pause_s,
+        samples=args.samples,
+        batch=args.batch,
+        seq=args.seq,
     )
 
 

@@ -134,7 +134,7 @@ def test_settings_are_checked() -> None:
 
 
 def test_the_command_probes_this_machine(capsys: pytest.CaptureFixture[str]) -> None:
-    code = main(["stability", "--passes", "2", "--pause-s", "0", "--samples", "8", "--json"])
+    code = main(["stability", "--passes", "2", "--pause-s", "0", "--samples", "8", "--seq", "16", "--json"])
     report = json.loads(capsys.readouterr().out)
     assert code == (1 if report["verdict"] == "noisy" else 0)
     assert {e["estimator"] for e in report["estimators"]} == set(ESTIMATORS)
