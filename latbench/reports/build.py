@@ -261,12 +261,19 @@ def _pareto_point(row: dict[str, Any]) -> figures.ParetoPoint:
     )
 
 
+def _typical_and_tail(latency: dict[str, Any]) -> str:
+    """A measurement's median and 90th percentile beside its latency figure (the minimum):
+    what a loaded machine does. Empty for estimates written before they were kept."""
+    median, p90 = _num(latency.get("median_ms")), _num(latency.get("p90_ms"))
+    return "" if median is None or p90 is None else f"{median:.3f} · {p90:.3f}"
+
+
 def _pareto_table(
     rows: list[dict[str, Any]], workload: Workload | None, teacher: Any
 ) -> tuple[list[str], list[list[object]]]:
     header = [
-        "trial", "student", "params (M)", "GFLOPs", "predicted ms [90%]", "measured ms (IQR)", "error",
-        "proxy acc.", "final acc.", "label loyalty", "INT8 acc.", "INT8 loyalty",
+        "trial", "student", "params (M)", "GFLOPs", "predicted ms [90%]", "measured ms (IQR)",
+        "median · p90 ms", "error", "proxy acc.", "final acc.", "label loyalty", "INT8 acc.", "INT8 loyalty",
     ]  # fmt: skip
     body: list[list[object]] = []
     for row in rows:
@@ -285,6 +292,7 @@ def _pareto_table(
             "" if predicted is None else
             f"{predicted:.3f} [{_fmt(row.get('predicted_low_ms'))}–{_fmt(row.get('predicted_high_ms'))}]",
             "" if measured is None else f"{measured:.3f}" + (f" ({iqr:.3f})" if iqr is not None else ""),
+            _typical_and_tail(final_latency),
             "" if measured is None or predicted is None else f"{(predicted / measured - 1) * 100:+.1f}%",
             _fmt(row.get("accuracy")),
             _fmt(final.get("accuracy")),
@@ -305,6 +313,7 @@ def _pareto_table(
             "" if p_ms is None else f"{p_ms:.3f}",
             "" if m_ms is None else f"{m_ms:.3f}" + (f" ({_fmt(measured.get('iqr_ms'))})"
                                                      if _num(measured.get("iqr_ms")) is not None else ""),
+            _typical_and_tail(measured),
             "" if p_ms is None or m_ms is None else f"{(p_ms / m_ms - 1) * 100:+.1f}%",
             _fmt(teacher.get("accuracy")), "", "", "", "",
         ])  # fmt: skip

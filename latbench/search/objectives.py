@@ -60,7 +60,11 @@ class AccuracyObjective(Protocol):
 
 @dataclass(frozen=True)
 class LatencyEstimate:
-    """A latency in milliseconds with its interval (equal to it when there is none)."""
+    """A latency in milliseconds with its interval (equal to it when there is none).
+
+    ``ms`` is the latency figure (for a measurement, the minimum of its samples: see
+    ``latbench.measurement.LATENCY_FIGURE``); a measurement also keeps the typical
+    (median) and tail (p90, p99) figures, so a report shows what a loaded machine does."""
 
     ms: float
     low_ms: float
@@ -68,6 +72,9 @@ class LatencyEstimate:
     measured: bool = False
     iqr_ms: float | None = None
     outside_table: tuple[str, ...] = ()
+    median_ms: float | None = None
+    p90_ms: float | None = None
+    p99_ms: float | None = None
 
     def straddles(self, budget_ms: float) -> bool:
         return self.low_ms <= budget_ms < self.high_ms
@@ -302,7 +309,12 @@ class MeasuredLatency:
         for m in measured:
             st = m.stats
             ms = m.latency_ms
-            out.append(LatencyEstimate(ms, ms, ms, measured=True, iqr_ms=st.iqr_s * 1e3))
+            out.append(
+                LatencyEstimate(
+                    ms, ms, ms, measured=True, iqr_ms=st.iqr_s * 1e3,
+                    median_ms=st.median_s * 1e3, p90_ms=st.p90_s * 1e3, p99_ms=st.p99_s * 1e3,
+                )
+            )  # fmt: skip
         return out
 
     def describe(self) -> dict[str, Any]:

@@ -95,8 +95,11 @@ def test_a_search_report_has_every_figure_the_pareto_table_and_provenance(
     document = json.loads((searches.gp / "search.json").read_text())
     for member in document["pareto"]:  # every Pareto student is in the table, with both latencies
         assert member["final_latency"]["measured"] is True
-        label = re.escape(f"{member['final_latency']['ms']:.3f}")
-        assert re.search(label, html)
+        latency = member["final_latency"]
+        assert re.search(re.escape(f"{latency['ms']:.3f}"), html)
+        # the typical and tail figures beside the latency figure (the minimum)
+        assert latency["median_ms"] >= latency["ms"] and latency["p90_ms"] >= latency["median_ms"]
+        assert f"{latency['median_ms']:.3f} · {latency['p90_ms']:.3f}" in html
     assert "teacher" in html and "4L/128H/4A/512F" in html  # the teacher row
     assert f"latency budget {document['settings']['budget_ms']:g} ms" in html
     assert "gp (this search)" in html and "random (baseline)" in html
