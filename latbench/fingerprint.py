@@ -62,6 +62,11 @@ class Fingerprint:
     #: ``clocks.max.mem``, MHz), for CUDA targets; optional like the device fields above.
     gpu_sm_clock_mhz: int = 0
     gpu_mem_clock_mhz: int = 0
+    #: How the backend builds latbench's encoders and blocks (``latbench.models.deployed``'s
+    #: ``GRAPH_FORM`` for the ONNX Runtime targets). Empty, and left out of the key, for
+    #: measurements of the earlier fused form: a database profiled before keeps its rows,
+    #: and they are never mixed with measurements of the deployed form.
+    graph_form: str = ""
     hostname: str = field(default="", compare=False)
 
     @property
@@ -104,6 +109,7 @@ _OPTIONAL_FIELDS = (
     "device_count",
     "gpu_sm_clock_mhz",
     "gpu_mem_clock_mhz",
+    "graph_form",
 )
 
 

@@ -39,7 +39,6 @@ from latbench.timing import ProtocolSettings, Sampled, measure_group
 
 #: Model families ``export_hf_model`` takes (Hugging Face ``model_type``).
 HF_FAMILIES = ("bert", "roberta", "distilbert", "electra")
-OPSET = 17
 #: latbench's operators, in the order a breakdown lists them.
 CATEGORIES = ("embeddings", "projections", "attention", "ffn", "layer norm", "the rest")
 
@@ -421,11 +420,11 @@ def check_hf_workload(model: Any, seq: int) -> None:
 
 def export_hf_model(model: Any, batch: int, seq: int) -> bytes:
     """``model`` as users deploy it: ONNX with ``input_ids`` and ``attention_mask`` (dynamic
-    batch and sequence), opset 17, logits or the last hidden state as its output."""
-    import io
-    import warnings
-
+    batch and sequence), opset 17, logits or the last hidden state as its output (the
+    export latbench's own graphs go through too: ``latbench.models.deployed``)."""
     import torch
+
+    from latbench.models.deployed import export_deployed
 
     check_hf_workload(model, seq)
     ids = torch.ones((batch, seq), dtype=torch.long)
@@ -439,21 +438,7 @@ def export_hf_model(model: Any, batch: int, seq: int) -> bytes:
         def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
             return self.inner(input_ids=input_ids, attention_mask=attention_mask)[0]
 
-    buffer = io.BytesIO()
-    axes = {0: "batch", 1: "sequence"}
-    with warnings.catch_warnings(), torch.no_grad():
-        warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation and tracer notes
-        torch.onnx.export(
-            Deployed().eval(),
-            (ids, mask),
-            buffer,
-            input_names=["input_ids", "attention_mask"],
-            output_names=["output"],
-            dynamic_axes={"input_ids": axes, "attention_mask": axes, "output": {0: "batch"}},
-            opset_version=OPSET,
-            dynamo=False,
-        )
-    return buffer.getvalue()
+    return export_deployed(Deployed(), (ids, mask), ("input_ids", "attention_mask"))
 
 
 def measure_hf_eager(

@@ -67,6 +67,11 @@ class OnnxRuntimeCPUBackend(Backend):
             options.profile_file_prefix = os.path.join(profile_dir, "ort")
         return options
 
+    def fingerprint_extras(self) -> dict[str, Any]:
+        from latbench.models.deployed import GRAPH_FORM
+
+        return {"graph_form": GRAPH_FORM}
+
     def prepare(self, spec: Spec, target: Target) -> Prepared:
         import onnxruntime as ort
 
@@ -99,13 +104,19 @@ class OnnxRuntimeCPUBackend(Backend):
 
 
 def export_spec(spec: Spec) -> tuple[bytes, dict[str, np.ndarray], int]:
-    """The ONNX graph of ``spec`` (static shapes), its input feeds by name, and how many spec
-    instances one call runs: what every ONNX Runtime target loads."""
+    """The ONNX graph of ``spec``, its input feeds by name, and how many spec instances one
+    call runs: what every ONNX Runtime target loads. Encoders and blocks take the form a
+    model exported from ``transformers`` has (``latbench.models.deployed``: three
+    projections, the attention mask, dynamic batch and sequence axes), so they time like
+    users' models; an operator is a static graph of that operator alone."""
+    from latbench.models.deployed import build_deployed, export_deployed
     from latbench.models.onnx_export import export_onnx
-    from latbench.models.torch_modules import build
 
-    built = build(spec)
-    model = export_onnx(built)
+    built = build_deployed(spec)
+    if isinstance(spec, OpSpec):
+        model = export_onnx(built)
+    else:
+        model = export_deployed(built.module, built.inputs, built.input_names)
     feeds = {name: x.numpy() for name, x in zip(built.input_names, built.inputs, strict=True)}
     return model, feeds, built.instances_per_call
 

@@ -46,10 +46,18 @@ SPECS = [
 ]
 
 
-def _reference(spec) -> np.ndarray:  # type: ignore[no-untyped-def]
+def _reference(spec, backend: Backend | None = None) -> np.ndarray:  # type: ignore[no-untyped-def]
+    """What the backend must compute: the torch module of the graph form it says it loads
+    (its fingerprint's ``graph_form``: the deployed form; none, or no backend given:
+    ``torch_modules``')."""
     import torch
 
-    built = build(spec)
+    from latbench.models.deployed import GRAPH_FORM, build_deployed
+
+    form = backend.fingerprint_extras().get("graph_form") if backend is not None else None
+    if form not in (None, GRAPH_FORM):
+        raise AssertionError(f"{backend.name} loads graph form {form!r}, which latbench cannot build")
+    built = build_deployed(spec) if form == GRAPH_FORM else build(spec)
     with torch.no_grad():
         return built.module(*built.inputs).numpy()
 
@@ -106,7 +114,7 @@ class BackendContract:
             expected = 6 if spec == SPECS[1] else 1  # model-context blocks stack MODEL_CONTEXT_COPIES
             assert prepared.instances_per_call == expected
             assert prepared() is None
-            np.testing.assert_allclose(prepared.outputs(), _reference(spec), rtol=1e-3, atol=1e-4)
+            np.testing.assert_allclose(prepared.outputs(), _reference(spec, backend), rtol=1e-3, atol=1e-4)
             extras = dict(prepared.extras())
             assert all(isinstance(k, str) and np.isfinite(float(v)) for k, v in extras.items()), extras
         finally:

@@ -51,6 +51,8 @@ def bench(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
     monkeypatch.setattr(module, "FEW_SHOT", (10,))
     monkeypatch.setattr(module, "DRAWS", 1)
     monkeypatch.setattr(module, "SPEED_POPULATION", 2000)
+    monkeypatch.setattr(module, "PUBLISHED_MODELS", "turc-L2-H128")  # exported and measured for real
+    monkeypatch.setattr(module, "PUBLISHED_SAMPLES", 8)
     monkeypatch.setattr(
         module, "lc_plan", lambda: Plan(name="lc", space=SPACE, contexts=("model",), encoders=32, seed=1)
     )
@@ -69,13 +71,20 @@ def test_every_section_prints_its_figures(bench, tmp_path: Path, capsys: pytest.
     out = capsys.readouterr().out
     for section in module.SECTIONS:
         assert f"== {section} ==" in out
-    assert "bert-base" in out and "noise floor" in out
+    assert "turc-L2-H128" in out and "noise floor (pass 1 against pass 2)" in out
     assert "transfer(lut-block)" in out and "archs/s" in out
     import json
 
     figures = json.loads((tmp_path / "figures.json").read_text())
     assert figures["speed"]["lut-block"]["archs_per_s"] > 0
     assert set(figures["learning-curve"]["lut-block"]) == {"10", "24"}
+    published = figures["published"]
+    assert published["models"] == ["turc-L2-H128"] and published["measured_ms"][0] > 0
+    assert published["again_ms"][0] > 0 and published["predictors"]["lut-block"]["predicted_ms"][0] > 0
+    # the exported models are stored as model rows, so a rerun measures nothing again
+    with MeasurementDB(tmp_path / "published.db", create=False) as db:
+        (row,) = db.measurements()
+    assert row.spec.kind == "model" and row.spec.arch is not None and row.spec.source == "hf"
 
 
 def test_unknown_sections_are_refused(bench) -> None:  # type: ignore[no-untyped-def]
