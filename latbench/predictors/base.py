@@ -246,14 +246,17 @@ def fit_affine_relative(raw: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     The offset is the fixed per-inference cost a sum of parts misses (session overhead,
     the glue between layers); relative error, because a 1 ms miss matters on a 5 ms
     model and not on a 500 ms one. With fewer than 3 encoders only a scale is fitted;
-    with none, the sum is taken as it is.
+    with none, the sum is taken as it is. The offset is never negative: where the best
+    one is (the parts overcount a per-call cost, or noise), only a scale is fitted, since
+    subtracting a constant sends the smallest models' predictions to zero and below.
     """
     if len(y) == 0:
         return 1.0, 0.0
     w = 1.0 / y
-    if len(y) < 3:
-        scale = float((w * w * raw * y).sum() / (w * w * raw * raw).sum())
-        return scale, 0.0
-    A = np.stack([raw * w, w], axis=1)
-    (scale, offset), *_ = np.linalg.lstsq(A, np.ones_like(y), rcond=None)
-    return float(scale), float(offset)
+    if len(y) >= 3:
+        A = np.stack([raw * w, w], axis=1)
+        (scale, offset), *_ = np.linalg.lstsq(A, np.ones_like(y), rcond=None)
+        if offset >= 0:
+            return float(scale), float(offset)
+    scale = float((w * w * raw * y).sum() / (w * w * raw * raw).sum())
+    return scale, 0.0

@@ -332,7 +332,9 @@ def _breakdown(
     from latbench.predictors.io import load_predictor
 
     archs = [(_label(r), _arch(r.get("arch")), _num(r.get("predicted_ms")), _measured_ms(r)) for r in rows]
-    archs = [a for a in archs if a[1] is not None and a[2] is not None]
+    # a student priced at zero (a file from before predictors kept a non-negative offset)
+    # has no shares to split: it is left out of the breakdown
+    archs = [a for a in archs if a[1] is not None and a[2] is not None and a[2] > 0]
     if not archs or workload is None:
         return []
     saved = Path(str(search.document["latency"].get("predictor_file", "")))

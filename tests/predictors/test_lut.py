@@ -143,3 +143,15 @@ def test_random_shapes_inside_the_table_are_never_flagged(measured, fake_space) 
     ]
     assert not predictor.predict_detail(specs).extrapolated.any()
     assert LayerShape(128, 4, 512) in {b.layer for b in table.blocks}
+
+
+def test_calibration_keeps_a_fixed_cost_and_never_subtracts_one() -> None:
+    from latbench.predictors.base import fit_affine_relative
+
+    raw = np.array([1.0, 2.0, 4.0, 8.0])
+    scale, offset = fit_affine_relative(raw, 1.5 * raw + 0.5)  # parts miss a fixed cost
+    assert scale == pytest.approx(1.5) and offset == pytest.approx(0.5)
+    # parts that overcount (the best line would subtract 0.5): a scale only, so a model
+    # smaller than any measured one is still priced above zero
+    scale, offset = fit_affine_relative(raw, 1.5 * raw - 0.5)
+    assert offset == 0.0 and scale > 0
