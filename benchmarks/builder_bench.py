@@ -36,7 +36,7 @@ from latbench.backends.onnxruntime_cpu import export_spec
 from latbench.backends.registry import default_registry
 from latbench.errors import ConfigError
 from latbench.measurement import Stats, quantile
-from latbench.published import published
+from latbench.published import PublishedModel, published
 from latbench.specs import EncoderSpec
 from latbench.target import Target
 from latbench.timing import ProtocolSettings, measure_group
@@ -56,14 +56,15 @@ def session(model: bytes, feeds: dict[str, np.ndarray], target: Target):  # type
     return lambda: s.run_with_iobinding(binding)
 
 
-def compare(name: str, seq: int, settings: ProtocolSettings, target: Target, repeats: int) -> dict[str, Any]:
+def compare(
+    published_model: PublishedModel, seq: int, settings: ProtocolSettings, target: Target, repeats: int
+) -> dict[str, Any]:
     import onnx
     import transformers
 
     from latbench.models.onnx_export import export_onnx
     from latbench.models.torch_modules import build
 
-    published_model = published(name)[0]
     config = published_model.hf_config()
     model = transformers.AutoModel.from_config(config).eval()  # random weights: the shape is what times
     exported = export_hf_model(model, 1, seq)
@@ -95,7 +96,7 @@ def compare(name: str, seq: int, settings: ProtocolSettings, target: Target, rep
         for key, st in (("exported", theirs_s), ("latbench", ours_s), ("fused", before_s)):
             mins[key].append(st.min_s)
     return {
-        "name": name,
+        "name": published_model.name,
         "family": published_model.family,
         "arch": arch.to_dict(),
         **{f"{key}_ms": min(values) * 1e3 for key, values in mins.items()},
@@ -115,25 +116,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", default="benchmarks/results/builder.json")
     args = parser.parse_args(argv)
     try:
-        names = [m.name for m in published(args.only)]
+        models = published(args.only)
     except ConfigError as exc:
         parser.error(str(exc))
     if args.samples < 1 or args.repeats < 1:
         parser.error("--samples and --repeats must be at least 1")
     _, target = default_registry().resolve(Target.parse("onnxruntime-cpu:threads=1"))
     settings = ProtocolSettings.with_samples(args.samples)
-    print(f"{len(names)} configurations at batch 1, sequence {args.seq} on {target}, {args.repeats} repeats")
+    print(f"{len(models)} configurations at batch 1, sequence {args.seq} on {target}, {args.repeats} repeats")
     print(
         f"    {'configuration':22s} {'exported ms':>11s} {'latbench ms':>11s} {'ratio':>7s} {'repeats':>13s}"
         f" {'median ratio':>12s} {'fused ratio':>11s} {'A/A ratio':>9s}"
     )
     results = []
-    for name in names:
-        r = compare(name, args.seq, settings, target, args.repeats)
+    for model in models:
+        r = compare(model, args.seq, settings, target, args.repeats)
         results.append(r)
         spread = f"{min(r['repeat_ratios']):.3f}-{max(r['repeat_ratios']):.3f}"
         print(
-            f"    {name:22s} {r['exported_ms']:11.3f} {r['latbench_ms']:11.3f} {r['ratio']:7.3f} "
+            f"    {model.name:22s} {r['exported_ms']:11.3f} {r['latbench_ms']:11.3f} {r['ratio']:7.3f} "
             f"{spread:>13s} {r['ratio_median']:12.3f} {r['fused_ratio']:11.3f} {r['noise_ratio']:9.3f}",
             flush=True,
         )

@@ -208,12 +208,12 @@ def published(data: Path) -> dict:  # type: ignore[type-arg]
     truth = np.array([first[m.name].latency_s for m in models])
     print(f"  noise floor (pass 1 against pass 2): {floor_of(list(first.values()), list(again.values()))}")
     specs = [EncoderSpec(m.arch(), workload) for m in models]
-    result: dict = {
+    result: dict = {  # type: ignore[type-arg]
         "models": [m.name for m in models],
         "measured_ms": (truth * 1e3).tolist(),
+        "again_ms": [again[m.name].latency_s * 1e3 for m in models],
         "predictors": {},
-    }  # type: ignore[type-arg]
-    result["again_ms"] = [again[m.name].latency_s * 1e3 for m in models]
+    }
     for name in registry.EVALUATED:
         predictor = fit(name, encoders, table)
         with warnings.catch_warnings():

@@ -22,15 +22,13 @@ exporter drops the pooler, whose output no one reads.
 
 from __future__ import annotations
 
-import io
-import warnings
 from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn
 
 from latbench.arch import Arch, LayerShape
-from latbench.models.onnx_export import OPSET
+from latbench.models.onnx_export import export_onnx
 from latbench.models.torch_modules import MODEL_CONTEXT_COPIES, Built, Embeddings, build
 from latbench.specs import BlockSpec, EncoderSpec, OpSpec, Spec
 
@@ -136,34 +134,13 @@ class DeployedEncoder(nn.Module):
         return self.encoder(self.embeddings(input_ids), attention_mask)
 
 
-def export_deployed(
-    module: nn.Module,
-    inputs: Sequence[Tensor],
-    input_names: Sequence[str],
-    *,
-    dtype: torch.dtype | None = None,
-) -> bytes:
-    """ONNX of ``module`` as users export a model: TorchScript exporter, opset 17, every
-    input's first two axes dynamic ("batch", "sequence"), the output's batch axis too."""
-    module, inputs = module.eval(), tuple(inputs)
-    if dtype is not None:
-        module = module.to(dtype)
-        inputs = tuple(x.to(dtype) if x.is_floating_point() else x for x in inputs)
+def export_deployed(module: nn.Module, inputs: Sequence[Tensor], input_names: Sequence[str]) -> bytes:
+    """ONNX of ``module`` as users export a model: ``onnx_export.export_onnx`` (TorchScript
+    exporter, opset 17) with every input's first two axes dynamic ("batch", "sequence")
+    and the output's batch axis too."""
     axes = {0: "batch", 1: "sequence"}
-    buffer = io.BytesIO()
-    with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
-        warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation and tracer notes
-        torch.onnx.export(
-            module,
-            inputs,
-            buffer,
-            input_names=list(input_names),
-            output_names=["output"],
-            dynamic_axes={**{name: axes for name in input_names}, "output": {0: "batch"}},
-            opset_version=OPSET,
-            dynamo=False,
-        )
-    return buffer.getvalue()
+    dynamic = {**{name: axes for name in input_names}, "output": {0: "batch"}}
+    return export_onnx(Built(module.eval(), tuple(inputs), tuple(input_names)), dynamic_axes=dynamic)
 
 
 def build_deployed(spec: Spec, *, seed: int = 0, copies: int = MODEL_CONTEXT_COPIES) -> Built:
