@@ -12,13 +12,13 @@ from collections.abc import Sequence
 from typing import Any
 
 from latbench import __version__
-from latbench.cli import demo, distill, measure, predictors, profile, report, search, stability
+from latbench.cli import demo, distill, measure, predictors, profile, report, search, stability, supernet
 from latbench.errors import LatbenchError
 
 #: The commands in the order ``latbench --help`` lists them.
 ORDER = ("devices", "profile", "measure", "fit", "specsheets", "evaluate", "predict", "export", "distill",
-         "search", "report", "demo", "demo-task", "stability")  # fmt: skip
-MODULES = (measure, profile, predictors, distill, search, report, demo, stability)
+         "supernet", "search", "report", "demo", "demo-task", "stability")  # fmt: skip
+MODULES = (measure, profile, predictors, distill, supernet, search, report, demo, stability)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -233,6 +233,73 @@ def save_jsonl(dataset: TextDataset, path: str | Path) -> None:
             out.write(json.dumps(row, ensure_ascii=False) + "\n")
 
 
+TEXT_EXTENSIONS = (".txt", ".text")
+TEXT_FORMATS = (
+    "give a text file (one sentence per line), a folder of such .txt files, a .jsonl/.csv/.tsv "
+    "file or a directory written by datasets' save_to_disk"
+)
+
+
+def load_texts(
+    path: str | Path, *, split: str | None = None, text_field: str | None = None
+) -> tuple[str, ...]:
+    """Unlabelled sentences for task-agnostic distillation, no labels read or needed.
+
+    ``path`` is a text file (one sentence per line, blank lines skipped), a folder of
+    ``.txt`` files (read in name order), or anything ``load_dataset`` reads, of which only
+    the text column is taken (``text_field``, else the first of the usual names; both
+    texts of a sentence pair become sentences of their own)."""
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"text {path} does not exist: {TEXT_FORMATS}")
+    if path.is_dir() and not (path / "dataset_dict.json").is_file() and not (path / "state.json").is_file():
+        files = sorted(p for p in path.iterdir() if p.suffix.lower() in TEXT_EXTENSIONS)
+        if files:
+            return _nonempty(path, [line for f in files for line in _text_lines(f)])
+        table = _split_file_table(path, split)
+    elif path.is_dir():
+        table = _saved_table(path, split)
+    elif path.suffix.lower() in TEXT_EXTENSIONS or not path.suffix:
+        return _nonempty(path, list(_text_lines(path)))
+    else:
+        table = _file_table(path)
+    columns = table.columns
+    if text_field is not None:
+        if text_field not in columns:
+            raise DataError(
+                f"dataset {table.source} has no column {text_field!r}: its columns are {', '.join(columns)}"
+            )
+        fields: tuple[str, ...] = (text_field,)
+    else:
+        pair = next(((a, b) for a, b in PAIR_FIELDS if a in columns and b in columns), None)
+        single = next((name for name in TEXT_FIELDS if name in columns), None)
+        if pair is None and single is None:
+            raise DataError(
+                f"dataset {table.source} has no text column (looked for {', '.join(TEXT_FIELDS)}); "
+                f"its columns are {', '.join(columns) or 'none'}: set text_field"
+            )
+        fields = pair if pair is not None else (single,)  # type: ignore[assignment]
+    texts = [
+        _text(value, where, name).strip()
+        for where, values in table.read(fields)
+        for name, value in zip(fields, values, strict=True)
+        if value is not None
+    ]
+    return _nonempty(path, [t for t in texts if t])
+
+
+def _text_lines(path: Path) -> Iterator[str]:
+    for _, line in _lines(path):
+        if line.strip():
+            yield line.strip()
+
+
+def _nonempty(path: Path, texts: list[str]) -> tuple[str, ...]:
+    if not texts:
+        raise DataError(f"text {path} holds no sentences")
+    return tuple(texts)
+
+
 # -- formats ------------------------------------------------------------------------------
 
 

@@ -105,6 +105,13 @@ def demo_task(
     )
 
 
+def demo_texts(count: int = DEMO_TRAIN_EXAMPLES, seed: int = DEMO_SEED + 1) -> tuple[str, ...]:
+    """Unlabelled sentences of the demo task's kind, for task-agnostic distillation (by
+    default drawn with another seed than the labelled sets)."""
+    rng = random.Random(seed)
+    return tuple(_example(rng).text for _ in range(count))
+
+
 def train_tokenizer(texts: Iterable[str], vocab_size: int = 256):  # type: ignore[no-untyped-def]
     """A lower-casing WordPiece tokenizer with BERT's special tokens, trained on ``texts``."""
     from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers

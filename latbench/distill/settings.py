@@ -136,3 +136,73 @@ def parse_layer_map(text: str) -> str | tuple[int, ...]:
 
 def format_layer_map(layer_map: str | tuple[int, ...]) -> str:
     return layer_map if isinstance(layer_map, str) else ",".join(map(str, layer_map))
+
+
+SUPERNET_INITS = INITS
+#: MiniLM's self-attention relations only: what task-agnostic supernet training uses
+#: unless told otherwise (no labels, any head count).
+AGNOSTIC_LOSSES = LossWeights(logits=0.0, relations=1.0)
+
+
+@dataclass(frozen=True)
+class SupernetConfig:
+    """How a supernet is trained, task-agnostically (``latbench supernet train``).
+
+    Every step runs the sandwich rule (Yu & Huang's slimmable networks, used by
+    AutoDistil and NAS-BERT's successors): the space's largest student, its smallest and
+    ``random_students`` random ones each learn from the teacher on the same batch of
+    unlabelled text, and their gradients are summed into one update of the shared
+    weights. Losses: MiniLM's self-attention relations of the last layer (``relations``),
+    optionally TinyBERT's hidden-state MSE of the last layer (``hidden``) and the
+    teacher's output distribution (``logits``); a ``labels`` weight is refused, as no
+    labels are read."""
+
+    steps: int = 600
+    batch_size: int = 32
+    learning_rate: float = 3e-4
+    warmup_fraction: float = 0.06
+    weight_decay: float = 0.01
+    temperature: float = 1.0
+    losses: LossWeights = field(default_factory=lambda: AGNOSTIC_LOSSES)
+    random_students: int = 2
+    layer_rule: str = "spread"
+    init: str = "etd"
+    relation_heads: int = 0  # 0: the teacher's head count, reduced until it divides both widths
+    dropout: float = 0.0
+    importance_batches: int = 4
+    held_out_fraction: float = 0.05  # sentences kept aside to score students on
+    checkpoint_every: int = 100
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("steps", "batch_size"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+        for name in ("random_students", "checkpoint_every", "relation_heads", "importance_batches"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ConfigError(f"{name} must be an integer >= 0, got {value!r}")
+        for name in ("learning_rate", "temperature"):
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"{name} must be > 0, got {getattr(self, name)!r}")
+        if not 0 <= self.warmup_fraction < 1:
+            raise ConfigError(f"warmup_fraction must be in [0, 1), got {self.warmup_fraction}")
+        if not 0 <= self.dropout < 1:
+            raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
+        if not 0 < self.held_out_fraction < 0.5:
+            raise ConfigError(f"held_out_fraction must be in (0, 0.5), got {self.held_out_fraction}")
+        if self.losses.labels:
+            raise ConfigError("task-agnostic training reads no labels: set the labels loss weight to 0")
+        if self.losses.attention:
+            raise ConfigError(
+                "the attention loss compares heads one to one, which students of other head counts "
+                "cannot; use relations"
+            )
+        if self.init not in SUPERNET_INITS:
+            raise ConfigError(f"unknown init {self.init!r}; use {' or '.join(SUPERNET_INITS)}")
+        if self.layer_rule not in ("spread", "first"):
+            raise ConfigError(f"unknown layer rule {self.layer_rule!r}; use spread or first")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)

@@ -147,7 +147,7 @@ def train(
             module.p = config.dropout
     projections = _projections(weights, teacher, student)
     trained = nn.ModuleList([student, projections])
-    optimizer = _optimizer(trained, config)
+    optimizer = make_optimizer(trained, config.learning_rate, config.weight_decay)
     total = total_steps(config, len(data))
     warmup = int(config.warmup_fraction * total)
     want_t, want_s = _wanted(weights)
@@ -158,7 +158,7 @@ def train(
     run_key = _run_key(config, arch, teacher, data)
     step, history = 0, []
     if state_dir is not None:
-        step, history = _resume(state_dir / STATE_FILE, run_key, trained, optimizer)
+        step, history = resume_state(state_dir / STATE_FILE, run_key, trained, optimizer)
     resumed_from = step
     started = time.perf_counter()
     student.train()
@@ -204,7 +204,7 @@ def train(
             and config.checkpoint_every
             and (step % config.checkpoint_every == 0 or step == total)
         ):
-            _save_state(state_dir / STATE_FILE, run_key, step, history, trained, optimizer)
+            save_state(state_dir / STATE_FILE, run_key, step, history, trained, optimizer)
         if on_step is not None:
             on_step(step, total, logged)
     student.eval()
@@ -377,13 +377,13 @@ def _initial_student(
     )
 
 
-def _optimizer(trained: nn.Module, config: DistillConfig) -> torch.optim.AdamW:
+def make_optimizer(trained: nn.Module, learning_rate: float, weight_decay: float) -> torch.optim.AdamW:
     # No weight decay on biases and LayerNorm gains, as in BERT.
     decay = [p for n, p in trained.named_parameters() if p.ndim >= 2 and "LayerNorm" not in n]
     no_decay = [p for n, p in trained.named_parameters() if not (p.ndim >= 2 and "LayerNorm" not in n)]
     return torch.optim.AdamW(
-        [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=config.learning_rate,
+        [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=learning_rate,
     )
 
 
@@ -404,7 +404,7 @@ def _run_key(config: DistillConfig, arch: Arch, teacher: Classifier | None, data
 
 
 # --- resumable state --------------------------------------------------------------------
-def _save_state(
+def save_state(
     path: Path,
     run_key: str,
     step: int,
@@ -426,7 +426,7 @@ def _save_state(
         save_file(tensors, tmp, metadata={"latbench": json.dumps(meta)})
 
 
-def _resume(
+def resume_state(
     path: Path, run_key: str, trained: nn.Module, optimizer: torch.optim.Optimizer
 ) -> tuple[int, list[dict[str, float]]]:
     if not path.is_file():

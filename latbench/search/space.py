@@ -50,7 +50,7 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 import numpy as np
@@ -72,6 +72,7 @@ class SearchSpace:
     vocab_size: int = 30522
     max_positions: int = 512
     head_size: int = 0
+    shots: tuple[SearchSpace, ...] = ()
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
@@ -113,6 +114,59 @@ class SearchSpace:
                 f"({len(bad)} such pairs); every head count must divide every hidden size, "
                 "or set head_size to fix each head's width"
             )
+        object.__setattr__(self, "shots", tuple(self.shots))
+        if self.shots:
+            self._check_shots()
+
+    # --- K-shot partitions ------------------------------------------------------------
+    def _check_shots(self) -> None:
+        """The shots must split the space: each a sub-space of it (subsets of its choices,
+        the rest equal), no two sharing an architecture, together as many as the space."""
+        names = [shot.name for shot in self.shots]
+        if len(set(names)) != len(names):
+            raise ConfigError(f"search space {self.name}: its shots' names repeat: {names}")
+        for shot in self.shots:
+            if not isinstance(shot, SearchSpace):
+                raise ConfigError(f"search space {self.name}: a shot must be a search space, got {shot!r}")
+            if shot.shots:
+                raise ConfigError(f"search space {self.name}: shot {shot.name} has shots of its own")
+            for name in _CHOICES:
+                extra = set(getattr(shot, name)) - set(getattr(self, name))
+                if extra:
+                    raise ConfigError(
+                        f"search space {self.name}: shot {shot.name}'s {name} {sorted(extra)} are not "
+                        f"among the space's {list(getattr(self, name))}"
+                    )
+            for name in _FIXED:
+                if getattr(shot, name) != getattr(self, name):
+                    raise ConfigError(
+                        f"search space {self.name}: shot {shot.name} changes {name}; a shot may only "
+                        f"narrow {', '.join(_CHOICES)}"
+                    )
+        for i, a in enumerate(self.shots):
+            for b in self.shots[i + 1 :]:
+                if all(set(getattr(a, n)) & set(getattr(b, n)) or not getattr(a, n) for n in _CHOICES):
+                    raise ConfigError(
+                        f"search space {self.name}: shots {a.name} and {b.name} share architectures; "
+                        "shots must not overlap (give them disjoint values in some field)"
+                    )
+        covered = sum(shot.count() for shot in self.shots)
+        if covered != self.count():
+            raise ConfigError(
+                f"search space {self.name}: shots hold {covered:,} of its {self.count():,} students; "
+                "together they must cover the whole space"
+            )
+
+    def shot_spaces(self) -> tuple[SearchSpace, ...]:
+        """The K sub-spaces, one supernet each (the space itself when it has no shots)."""
+        return self.shots or (self,)
+
+    def shot_of(self, arch: Arch) -> SearchSpace:
+        """The shot that holds ``arch``."""
+        for shot in self.shot_spaces():
+            if shot.contains(arch):
+                return shot
+        raise ConfigError(f"the architecture is not in search space {self.name}: {self.why_not(arch)}")
 
     # --- dimensions --------------------------------------------------------------------
     @property
@@ -160,6 +214,14 @@ class SearchSpace:
         if not self.per_layer:
             return len(self.layers) * len(self.hidden) * per_layer_choices
         return len(self.hidden) * sum(per_layer_choices**n for n in self.layers)
+
+    def smallest(self) -> Arch:
+        """Every choice first: the fewest layers, narrowest hidden, fewest heads, smallest FFN."""
+        return self.from_indices([0] * len(self.dimensions))
+
+    def largest(self) -> Arch:
+        """Every choice last: each of the largest's weights covers every student's."""
+        return self.from_indices([n - 1 for n in self.choice_counts])
 
     # --- the four operations ------------------------------------------------------------
     def sample(self, rng: random.Random) -> Arch:
@@ -246,7 +308,23 @@ class SearchSpace:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        return {f.name: list(v) if isinstance(v := getattr(self, f.name), tuple) else v for f in fields(self)}
+        data: dict[str, Any] = {
+            f.name: list(v) if isinstance(v := getattr(self, f.name), tuple) else v
+            for f in fields(self)
+            if f.name != "shots"
+        }
+        if self.shots:  # left out when empty, so a space's identity is what it was before shots
+            data["shots"] = [_shot_dict(shot) for shot in self.shots]
+        return data
+
+
+_CHOICES = ("layers", "hidden", "heads", "ffn_ratios", "ffn")
+_FIXED = ("per_layer", "vocab_size", "max_positions", "head_size")
+
+
+def _shot_dict(shot: SearchSpace) -> dict[str, Any]:
+    """A shot as its name and choices (the rest is its space's)."""
+    return {"name": shot.name, **{n: list(getattr(shot, n)) for n in _CHOICES if getattr(shot, n)}}
 
 
 def _unit(index: int, choices: int) -> float:
@@ -323,8 +401,18 @@ DEMO = SearchSpace(
     vocab_size=256,
     max_positions=128,
 )
+# The demo space in two shots (AutoDistil's K-shot idea at the demo's size): one supernet
+# for the narrow students, one for the full-width ones.
+DEMO_2SHOT = replace(
+    DEMO,
+    name="demo-2shot",
+    shots=(
+        replace(DEMO, name="demo-narrow", hidden=(64, 96)),
+        replace(DEMO, name="demo-wide", hidden=(128,)),
+    ),
+)
 BUILTIN_SPACES: dict[str, SearchSpace] = {
-    s.name: s for s in (AUTODISTIL_TINY, AUTODISTIL_SMALL, AUTODISTIL_BASE, HAT, BERT_MINI, DEMO)
+    s.name: s for s in (AUTODISTIL_TINY, AUTODISTIL_SMALL, AUTODISTIL_BASE, HAT, BERT_MINI, DEMO, DEMO_2SHOT)
 }
 
 
@@ -336,4 +424,16 @@ def load_space(name_or_path: str) -> SearchSpace:
 def space_from_dict(data: Mapping[str, Any], default_name: str = "custom") -> SearchSpace:
     known = {f.name for f in fields(SearchSpace)}
     check_fields(data, "search space", known=known, required=("layers", "hidden", "heads"))
-    return SearchSpace(**{"name": default_name, **data})
+    shots = data.get("shots", ())
+    if isinstance(shots, (str, bytes, Mapping)) or not isinstance(shots, Sequence):
+        raise ConfigError(
+            "search space field shots must be a list of tables, each a name and narrowed choices"
+        )
+    parent = {k: v for k, v in data.items() if k != "shots"}
+    built = []
+    for shot in shots:
+        if not isinstance(shot, Mapping) or not isinstance(shot.get("name"), str):
+            raise ConfigError(f"each shot of a search space is a table with a name, got {shot!r}")
+        check_fields(shot, f"shot {shot['name']}", known=set(_CHOICES) | {"name"}, required=("name",))
+        built.append(SearchSpace(**{"name": default_name, **parent, **shot}))
+    return SearchSpace(**{"name": default_name, **parent, "shots": tuple(built)})

@@ -321,8 +321,7 @@ def open_storage(url: str, heartbeat_s: int = HEARTBEAT_INTERVAL_S):  # type: ig
 def extremes(space: SearchSpace) -> tuple[Arch, Arch]:
     """The space's smallest and largest students (every choice first, every choice last):
     if the objective can evaluate both, it can evaluate all."""
-    smallest = space.from_indices([0] * len(space.dimensions))
-    return smallest, space.from_indices([n - 1 for n in space.choice_counts])
+    return space.smallest(), space.largest()
 
 
 def open_study(

@@ -416,3 +416,44 @@ def test_field_option_errors(tmp_path: Path) -> None:
         load_dataset(path, label_field="gold")
     with pytest.raises(DataError, match=r"text_pair_field='text' needs text_field too"):
         load_dataset(path, text_pair_field="text")
+
+
+# -- unlabelled text ---------------------------------------------------------------------------
+
+
+def test_unlabelled_text_from_a_file_or_a_folder_of_text_files(tmp_path: Path) -> None:
+    from latbench.distill.data import load_texts
+
+    write_lines(tmp_path / "a.txt", "first sentence", "", "  second one  ")
+    assert load_texts(tmp_path / "a.txt") == ("first sentence", "second one")
+    write_lines(tmp_path / "b.txt", "third")
+    assert load_texts(tmp_path) == ("first sentence", "second one", "third")
+    write_lines(tmp_path / "corpus", "no extension is text too")
+    assert load_texts(tmp_path / "corpus") == ("no extension is text too",)
+
+
+def test_unlabelled_text_from_labelled_tables_reads_only_the_text(tmp_path: Path, hf: Any) -> None:
+    from latbench.distill.data import load_texts
+
+    write_jsonl(
+        tmp_path / "pairs.jsonl", [{"premise": "a", "hypothesis": "b"}, {"premise": "c", "hypothesis": "d"}]
+    )
+    assert load_texts(tmp_path / "pairs.jsonl") == ("a", "b", "c", "d")
+    write_jsonl(tmp_path / "x.jsonl", [{"body": "one", "label": 1}])
+    assert load_texts(tmp_path / "x.jsonl", text_field="body") == ("one",)
+    with pytest.raises(DataError, match="has no text column"):
+        load_texts(tmp_path / "x.jsonl")
+    with pytest.raises(DataError, match="has no column 'title'"):
+        load_texts(tmp_path / "x.jsonl", text_field="title")
+    hf.Dataset.from_dict({"text": ["saved one", "saved two"]}).save_to_disk(str(tmp_path / "saved"))
+    assert load_texts(tmp_path / "saved") == ("saved one", "saved two")
+
+
+def test_missing_or_empty_text_is_a_one_line_error(tmp_path: Path) -> None:
+    from latbench.distill.data import load_texts
+
+    with pytest.raises(DataError, match="does not exist"):
+        load_texts(tmp_path / "nothing.txt")
+    write_lines(tmp_path / "empty.txt", "", "   ")
+    with pytest.raises(DataError, match="holds no sentences"):
+        load_texts(tmp_path / "empty.txt")

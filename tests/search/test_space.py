@@ -20,6 +20,7 @@ from latbench.search.space import (
     HAT,
     SearchSpace,
     load_space,
+    space_from_dict,
 )
 
 SMALL_SHARED = SearchSpace(name="s", layers=(2, 3), hidden=(64, 128), heads=(2, 4), ffn_ratios=(2.0, 4.0))
@@ -172,3 +173,43 @@ def test_autodistil_proxy_t_is_in_the_tiny_space_with_its_real_size() -> None:
     bert_geometry = Arch.uniform(7, 160, 10, 560)  # 16-wide heads: not the space's
     assert "16-wide heads" in AUTODISTIL_TINY.why_not(bert_geometry)
     assert proxy_t.flops(Workload(1, 128)) > bert_geometry.flops(Workload(1, 128))
+
+
+# -- K-shot partitions -----------------------------------------------------------------------
+
+
+def test_shots_partition_a_space_and_serve_each_architecture_from_one_shot(tmp_path: Path) -> None:
+    path = tmp_path / "two.toml"
+    path.write_text(
+        'name = "two"\nlayers = [2, 4]\nhidden = [64, 128]\nheads = [2, 4]\nffn_ratios = [2.0]\n'
+        '[[shots]]\nname = "small"\nhidden = [64]\n[[shots]]\nname = "big"\nhidden = [128]\n'
+    )
+    space = load_space(str(path))
+    assert [s.name for s in space.shot_spaces()] == ["small", "big"]
+    assert sum(s.count() for s in space.shots) == space.count() == 8
+    rng = random.Random(0)
+    for _ in range(20):
+        arch = space.sample(rng)
+        assert space.shot_of(arch).name == ("small" if arch.hidden == 64 else "big")
+    assert space_from_dict(space.to_dict()) == space  # shots survive a round trip
+    plain = load_space("demo")
+    assert plain.shot_spaces() == (plain,) and "shots" not in plain.to_dict()
+    two = load_space("demo-2shot")
+    assert [s.count() for s in two.shots] == [48, 24] and two.count() == plain.count()
+
+
+@pytest.mark.parametrize(
+    ("shots", "message"),
+    [
+        ([{"name": "a", "hidden": [64]}, {"name": "b", "hidden": [64, 128]}], "shots a and b share"),
+        ([{"name": "a", "hidden": [64]}], "shots hold 4 of its 8 students"),
+        ([{"name": "a", "hidden": [96]}, {"name": "b", "hidden": [128]}], r"hidden \[96\] are not among"),
+        ([{"name": "a", "hidden": [64]}, {"name": "a", "hidden": [128]}], "names repeat"),
+        ([{"name": "a", "hidden": [64], "head_size": 8}, {"name": "b", "hidden": [128]}], "unknown"),
+        ([{"hidden": [64]}], "a table with a name"),
+    ],
+)
+def test_shots_that_do_not_partition_the_space_are_refused(shots: list, message: str) -> None:  # type: ignore[type-arg]
+    base = {"name": "two", "layers": [2, 4], "hidden": [64, 128], "heads": [2, 4], "ffn_ratios": [2.0]}
+    with pytest.raises(ConfigError, match=message):
+        space_from_dict({**base, "shots": shots})
