@@ -13,7 +13,7 @@ from latbench.cli.distill import add_teacher_and_data
 
 
 def register(sub: Any) -> None:
-    from latbench.search.settings import SAMPLERS, STARTUPS, SearchJob
+    from latbench.search.settings import EVALUATORS, SAMPLERS, STARTUPS, SearchJob
 
     d = SearchJob.defaults()
     p = sub.add_parser(
@@ -109,6 +109,25 @@ def register(sub: Any) -> None:
         "evaluate trials until the study holds --trials, then exit without the Pareto set's "
         "distillation or results (one worker without --worker does those). K varies the "
         "sampler's seed, so give each worker its own (--workers N takes 1 to N-1)",
+    )
+    p.add_argument(
+        "--evaluator",
+        choices=EVALUATORS,
+        help="how a trial's accuracy is found: proxy (a short distillation of each student) or "
+        "supernet (the student read off --supernet, no distillation per trial) "
+        f"[{d['evaluator']}]",
+    )
+    p.add_argument("--supernet", help="the --out folder of `latbench supernet train` (--evaluator supernet)")
+    p.add_argument(
+        "--supernet-scoring",
+        choices=("direct", "finetune"),
+        help="a supernet student's accuracy as read (direct) or after --supernet-steps of "
+        f"distillation from its supernet weights (finetune) [{d['supernet_scoring']}]",
+    )
+    p.add_argument(
+        "--supernet-steps",
+        type=int,
+        help=f"fine-tuning steps with --supernet-scoring finetune [{d['supernet_steps']}]",
     )
     p.add_argument("--out", help="output folder (search.json, trials.csv, Pareto students)")
     p.add_argument("--proxy-steps", type=int, help=f"steps of each proxy distillation [{d['proxy_steps']}]")

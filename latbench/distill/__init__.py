@@ -7,7 +7,8 @@ from here rather than from the modules behind it:
   place the distillation's defaults are written;
 * ``load_checkpoint`` (``checkpoint``): a teacher or student from a folder;
 * ``load_data``, ``check_settings``, ``distill_student`` (``pipeline``): distil this
-  architecture and return its metrics (``DistillOutcome``);
+  architecture and return its metrics (``DistillOutcome``); ``TaskScorer``: score a
+  student on the teacher's task as it is or after a short fine-tune;
 * ``SupernetConfig`` (``settings``), ``check_shots``, ``train_shots`` (``agnostic``), ``load_supernet``
   (``supernet``), ``load_texts`` (``data``), ``demo_texts`` (``demo_task``) and
   ``student_for_teacher`` (``extract``): the one-shot path, supernets trained once
@@ -39,6 +40,7 @@ _PUBLIC = {
     "distill_student": "latbench.distill.pipeline",
     "load_data": "latbench.distill.pipeline",
     "DistillOutcome": "latbench.distill.pipeline",
+    "TaskScorer": "latbench.distill.pipeline",
     "SupernetConfig": "latbench.distill.settings",
     "AGNOSTIC_LOSSES": "latbench.distill.settings",
     "load_supernet": "latbench.distill.supernet",

@@ -26,7 +26,7 @@ from latbench.arch import Arch, Workload
 from latbench.distill.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from latbench.distill.data import DataError, TextDataset, load_dataset
 from latbench.distill.extract import LayerMap, check_extractable, student_for_teacher
-from latbench.distill.model import count_parameters
+from latbench.distill.model import Classifier, count_parameters
 from latbench.distill.quality import Quality, quality
 from latbench.distill.settings import DistillConfig
 from latbench.distill.trainer import (
@@ -217,3 +217,43 @@ def proxy_config(config: DistillConfig) -> DistillConfig:
         max_examples=config.max_examples or proxy.max_examples,
         checkpoint_every=0,
     )
+
+
+class TaskScorer:
+    """Scores students on the teacher's task without distilling each from scratch: as they
+    are (``direct``: a student read off a supernet keeps the teacher's head) or after a
+    short fine-tune from their own weights (``finetuned``: ``config``'s losses and steps on
+    at most ``config.max_examples`` training examples). The development set is cut to
+    ``max_dev`` examples, and the teacher's distributions on it are computed once."""
+
+    def __init__(
+        self,
+        teacher: Checkpoint,
+        datasets: tuple[TextDataset, TextDataset],
+        *,
+        max_dev: int = PROXY_DEV_EXAMPLES,
+        seed: int = 0,
+    ) -> None:
+        train_set, dev_set = datasets
+        dev_set = dev_set.subset(min(len(dev_set), max_dev), seed) if max_dev else dev_set
+        self.teacher = teacher
+        self.train_set = train_set
+        self.dev = encode(teacher, dev_set)
+        self.teacher_probs = predict_probs(teacher.model, self.dev.encoded)
+        self.teacher_quality = quality(self.dev.labels.numpy(), self.teacher_probs)
+        self._encoded: dict[tuple[int, int], Batches] = {}
+
+    def direct(self, student: Classifier) -> Quality:
+        return quality(self.dev.labels.numpy(), predict_probs(student, self.dev.encoded), self.teacher_probs)
+
+    def finetuned(self, student: Classifier, config: DistillConfig) -> Quality:
+        key = (config.max_examples, config.seed)
+        if key not in self._encoded:
+            subset = (
+                self.train_set.subset(config.max_examples, config.seed)
+                if config.max_examples
+                else self.train_set
+            )
+            self._encoded[key] = encode(self.teacher, subset)
+        result = train(self.teacher.model, student.arch, self._encoded[key], config, initial=student)
+        return self.direct(result.student)

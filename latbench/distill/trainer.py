@@ -30,6 +30,7 @@ file (tensors, with the step and settings as JSON metadata): no pickle.
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import time
@@ -115,9 +116,12 @@ def train(
     dev: Batches | None = None,
     state_dir: Path | None = None,
     on_step: Callable[[int, int, dict[str, float]], None] | None = None,
+    initial: Classifier | None = None,
 ) -> TrainResult:
     """Train a student of architecture ``arch`` on ``data`` (teacher ``None``: plain
-    fine-tuning on the labels). With ``state_dir`` the run saves and resumes its state."""
+    fine-tuning on the labels). With ``state_dir`` the run saves and resumes its state.
+    ``initial`` (a classifier of ``arch``, left unchanged) replaces the configured
+    initialisation: a student read off a supernet starts from its own weights."""
     weights = config.losses.active()
     if teacher is None and set(weights) != {"labels"}:
         raise ConfigError("without a teacher the only loss is 'labels'; set the other weights to 0")
@@ -139,9 +143,14 @@ def train(
             )
             for s, t in layer_map.pairs
         }
-        student = _initial_student(teacher, arch, layer_map, data, config)
+        student = _initial_student(teacher, arch, layer_map, data, config) if initial is None else None
     else:
-        student = Classifier(ClassifierConfig(arch=arch, num_labels=num_labels))
+        student = Classifier(ClassifierConfig(arch=arch, num_labels=num_labels)) if initial is None else None
+    if initial is not None:
+        if initial.arch.layers != arch.layers or initial.arch.hidden != arch.hidden:
+            raise ConfigError("the initial student's architecture is not the one to train")
+        student = copy.deepcopy(initial)
+    assert student is not None
     for module in student.modules():
         if isinstance(module, nn.Dropout):
             module.p = config.dropout
@@ -155,7 +164,7 @@ def train(
     if teacher is not None and dev is not None:
         teacher_dev = predict_probs(teacher, dev.encoded, config.batch_size)
 
-    run_key = _run_key(config, arch, teacher, data)
+    run_key = _run_key(config, arch, teacher, data, initial)
     step, history = 0, []
     if state_dir is not None:
         step, history = resume_state(state_dir / STATE_FILE, run_key, trained, optimizer)
@@ -387,20 +396,26 @@ def make_optimizer(trained: nn.Module, learning_rate: float, weight_decay: float
     )
 
 
-def _run_key(config: DistillConfig, arch: Arch, teacher: Classifier | None, data: Batches) -> str:
-    """What a saved state must match to be resumed: settings, student, teacher, data."""
-    teacher_sum = 0.0
-    if teacher is not None:
-        with torch.no_grad():
-            teacher_sum = float(sum(p.double().sum() for p in teacher.parameters()))
-    return content_key(
-        {
-            "config": config.to_dict(),
-            "arch": arch.to_dict(),
-            "teacher": None if teacher is None else [teacher.arch.to_dict(), round(teacher_sum, 6)],
-            "data": [len(data), int(data.encoded.input_ids.sum()), int(data.labels.sum())],
-        }
-    )
+def _run_key(
+    config: DistillConfig, arch: Arch, teacher: Classifier | None, data: Batches, initial: Classifier | None
+) -> str:
+    """What a saved state must match to be resumed: settings, student, teacher, data (and
+    the initial student's weights, when one was given)."""
+    teacher_sum = 0.0 if teacher is None else _weight_sum(teacher)
+    key = {
+        "config": config.to_dict(),
+        "arch": arch.to_dict(),
+        "teacher": None if teacher is None else [teacher.arch.to_dict(), round(teacher_sum, 6)],
+        "data": [len(data), int(data.encoded.input_ids.sum()), int(data.labels.sum())],
+    }
+    if initial is not None:
+        key["initial"] = round(_weight_sum(initial), 6)
+    return content_key(key)
+
+
+def _weight_sum(model: nn.Module) -> float:
+    with torch.no_grad():
+        return float(sum(p.double().sum() for p in model.parameters()))
 
 
 # --- resumable state --------------------------------------------------------------------

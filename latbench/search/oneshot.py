@@ -1,14 +1,22 @@
-"""The one-shot path's search side: a bank of supernets, one per shot of a space.
+"""The one-shot path's search side: a bank of supernets, one per shot of a space, and
+the accuracy objective that reads students off it.
 
 ``train_bank`` trains the supernets of a space's shots (K >= 1; ``SearchSpace.shots``)
 through ``latbench.distill``'s interface, and ``load_bank`` reads a folder written by it
 back: ``bank.extract(arch)`` finds the shot whose sub-space holds ``arch`` and returns the
 student read off that shot's supernet, a plain classifier to measure, fine-tune or export.
+
+``SupernetAccuracy`` is ``latbench search --evaluator supernet``'s objective: a trial's
+accuracy is that of the student read off the supernet, on the teacher's development set,
+either as it is (``direct``: milliseconds, the supernet keeps the teacher's head) or after
+``steps`` of distillation from its supernet weights (``finetune``). No trial distils a
+student from scratch.
 """
 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -16,9 +24,11 @@ from typing import Any
 
 from latbench.arch import Arch
 from latbench.errors import ConfigError
+from latbench.search.objectives import Evaluation
 from latbench.search.space import SearchSpace, space_from_dict
 
 SHOTS_FILE = "shots.json"
+SCORINGS = ("direct", "finetune")
 
 
 @dataclass
@@ -105,3 +115,77 @@ def load_bank(directory: str | Path) -> SupernetBank:
         space = space_from_dict(loaded.info.space)
         shots.append((space, loaded))
     return SupernetBank(path, tuple(shots))
+
+
+class SupernetAccuracy:
+    """Accuracy of students read off trained supernets (see the module docstring)."""
+
+    name = "supernet"
+
+    def __init__(
+        self,
+        supernets: str | Path,
+        teacher: str | Path,
+        train: str | Path,
+        dev: str | Path | None = None,
+        *,
+        scoring: str = "direct",
+        steps: int = 50,
+        examples: int = 2000,
+        losses: Any = None,
+        seed: int = 0,
+    ) -> None:
+        from latbench.distill import DistillConfig, TaskScorer, load_checkpoint, load_data
+
+        if scoring not in SCORINGS:
+            raise ConfigError(f"unknown supernet scoring {scoring!r}; use {' or '.join(SCORINGS)}")
+        self.bank = load_bank(supernets)
+        self.teacher_path, self.train_path, self.dev_path = Path(teacher), Path(train), dev
+        self.scoring = scoring
+        self.teacher = load_checkpoint(teacher)
+        self.config = DistillConfig(
+            steps=steps,
+            max_examples=examples,
+            checkpoint_every=0,
+            seed=seed,
+            warmup_fraction=0.0,
+            **({} if losses is None else {"losses": losses}),
+        )
+        self.scorer = TaskScorer(self.teacher, load_data(train, dev, self.teacher, 0.1, seed), seed=seed)
+
+    def check(self, archs: Sequence[Arch]) -> None:
+        for arch in archs:
+            self.bank.find(arch)
+
+    def evaluate(self, arch: Arch, work_dir: Path | None = None) -> Evaluation:
+        start = time.perf_counter()
+        _, student = self.bank.extract(arch)
+        if self.scoring == "direct":
+            quality = self.scorer.direct(student)
+        else:
+            quality = self.scorer.finetuned(student, self.config)
+        metrics = {
+            "label_loyalty": quality.label_loyalty,
+            "probability_loyalty": quality.probability_loyalty,
+            "params": float(sum(p.numel() for p in student.parameters())),
+            "teacher_accuracy": self.scorer.teacher_quality.accuracy,
+            "steps": float(self.config.steps if self.scoring == "finetune" else 0),
+        }
+        return Evaluation(
+            quality.accuracy,
+            {k: float(v) for k, v in metrics.items() if v is not None},
+            time.perf_counter() - start,
+        )
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "objective": self.name,
+            "supernets": str(self.bank.path),
+            "shots": [space.name for space, _ in self.bank.shots],
+            "scoring": self.scoring,
+            "finetune": self.config.to_dict() if self.scoring == "finetune" else None,
+            "teacher": str(self.teacher_path),
+            "teacher_arch": self.teacher.arch.to_dict(),
+            "train": str(self.train_path),
+            "dev": None if self.dev_path is None else str(self.dev_path),
+        }

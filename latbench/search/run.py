@@ -82,6 +82,17 @@ class SearchRun:
         self.objective: AccuracyObjective
         if job.surrogate:
             self.objective = SurrogateAccuracy(seed=self.settings.seed)
+        elif job.evaluator == "supernet":
+            from latbench.search.oneshot import SupernetAccuracy
+
+            proxy, full = job.distill_configs()
+            self.objective = SupernetAccuracy(
+                job.supernet, job.teacher, job.data, job.dev,  # type: ignore[arg-type]
+                scoring=job.supernet_scoring, steps=job.supernet_steps, examples=job.proxy_examples,
+                losses=proxy.losses, seed=self.settings.seed,
+            )  # fmt: skip
+            if not job.no_final and not job.worker:
+                self.final = ProxyDistillation(job.teacher, job.data, job.dev, full, int8=True)  # type: ignore[arg-type]
         else:
             proxy, full = job.distill_configs()
             self.objective = ProxyDistillation(job.teacher, job.data, job.dev, proxy)  # type: ignore[arg-type]

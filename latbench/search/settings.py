@@ -18,6 +18,7 @@ from latbench.files import check_fields
 
 SAMPLERS = ("gp", "optuna-gp", "tpe", "nsga2", "random")
 STARTUPS = ("predictor", "sampler")
+EVALUATORS = ("proxy", "supernet")
 HEARTBEAT_INTERVAL_S = 30
 
 
@@ -99,6 +100,10 @@ class SearchJob:
     losses: str = DistillConfig().losses.format()  # of the proxy and the final distillation
     no_final: bool = False
     surrogate: bool = False
+    evaluator: str = "proxy"  # proxy: distil every trial; supernet: read trials off --supernet
+    supernet: str | None = None  # the --out folder of `latbench supernet train`
+    supernet_scoring: str = "direct"  # direct | finetune
+    supernet_steps: int = 50  # fine-tuning steps of a student read off the supernet
     settings: SearchSettings = field(default_factory=SearchSettings)
 
     def __post_init__(self) -> None:
@@ -109,7 +114,23 @@ class SearchJob:
             raise ConfigError(
                 f"latbench search needs {', '.join(missing)} (on the command line or in --config)"
             )
-        positive = ("batch", "seq", "proxy_steps", "proxy_examples", "heartbeat_s", "workers")
+        if self.evaluator not in EVALUATORS:
+            raise ConfigError(f"unknown evaluator {self.evaluator!r}; use {' or '.join(EVALUATORS)}")
+        if self.evaluator == "supernet" and not self.supernet and not self.surrogate:
+            raise ConfigError(
+                "--evaluator supernet needs --supernet, the folder of `latbench supernet train`"
+            )
+        if self.supernet_scoring not in ("direct", "finetune"):
+            raise ConfigError(f"unknown supernet scoring {self.supernet_scoring!r}; use direct or finetune")
+        positive = (
+            "batch",
+            "seq",
+            "proxy_steps",
+            "proxy_examples",
+            "heartbeat_s",
+            "workers",
+            "supernet_steps",
+        )
         for name in positive:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:

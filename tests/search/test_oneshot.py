@@ -105,3 +105,53 @@ def test_train_with_no_options_builds_exactly_the_default_settings() -> None:
         argv = ["supernet", "train", "--teacher", "t", "--text", "x", "--space", "demo", "--out", "o",
                 "--losses", "relation=1"]  # fmt: skip
         supernet_config(build_parser().parse_args(argv))
+
+
+@pytest.mark.parametrize("scoring", ["direct", "finetune"])
+def test_search_reads_each_trial_off_the_supernet(
+    scoring: str,
+    teacher_dir: Path,
+    data_files: tuple[Path, Path],
+    student_search_files: tuple[Path, Path],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    space, predictor = student_search_files
+    nets = tmp_path / "nets"
+    train, dev = (str(f) for f in data_files)
+    code, _, err = run(capsys, "supernet", "train", "--teacher", str(teacher_dir), "--text", train,
+                       "--space", str(space), "--out", str(nets), "--steps", "2",
+                       "--batch-size", "8")  # fmt: skip
+    assert code == 0, err
+    out = tmp_path / "out"
+    args = ["search", "--space", str(space), "--teacher", str(teacher_dir), "--data", train, "--dev", dev,
+            "--predictor", str(predictor), "--trials", "4", "--sampler", "random",
+            "--evaluator", "supernet", "--supernet", str(nets), "--supernet-scoring", scoring,
+            "--supernet-steps", "2", "--proxy-examples", "32", "--no-final", "--out", str(out)]  # fmt: skip
+    code, _, err = run(capsys, *args)
+    assert code == 0, err
+    document = json.loads((out / "search.json").read_text())
+    objective = document["objective"]
+    assert objective["objective"] == "supernet" and objective["scoring"] == scoring
+    assert (objective["finetune"] is None) == (scoring == "direct")
+    evaluated = [t for t in document["trials"] if t["state"] == "COMPLETE"]
+    assert len(evaluated) == 4
+    for trial in evaluated:
+        assert 0.0 <= trial["accuracy"] <= 1.0 and trial["metrics"]["steps"] == (
+            2 if scoring == "finetune" else 0
+        )
+    assert not list(out.glob("trial-*"))  # nothing distilled per trial
+
+
+def test_search_with_the_supernet_evaluator_needs_the_supernet(
+    teacher_dir: Path, data_files: tuple[Path, Path], student_search_files: tuple[Path, Path], tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    space, predictor = student_search_files
+    base = ["search", "--space", str(space), "--teacher", str(teacher_dir), "--data", str(data_files[0]),
+            "--predictor", str(predictor), "--out", str(tmp_path / "o"),
+            "--evaluator", "supernet"]  # fmt: skip
+    code, _, err = run(capsys, *base)
+    assert code == 2 and "--evaluator supernet needs --supernet" in err
+    code, _, err = run(capsys, *base, "--supernet", str(tmp_path / "missing"))
+    assert code == 2 and "is not a folder" in err
