@@ -43,6 +43,7 @@ def test_both_sections_print_their_figures(
         ["--data", str(tmp_path / "work"), "--train-examples", "96", "--dev-examples", "24",
          "--teacher-steps", "2", "--supernet-steps", "2", "--students", "3", "--finetune-steps", "2",
          "--standalone-epochs", "0.2", "--text-sentences", "40", "--trials", "4", "--proxy-trials", "2",
+         "--label-counts", "16,32", "--label-seeds", "2", "--label-steps", "2",
          "--json", str(out)]
     )  # fmt: skip
     assert code == 0
@@ -54,3 +55,5 @@ def test_both_sections_print_their_figures(
     assert len(ranking["students"]) == 3
     assert {"supernet direct", "supernet finetune", "params"} <= set(ranking["taus"])
     assert figures["speed"]["trials"] == 4 and figures["speed"]["supernet_search_s"] > 0
+    assert set(figures["useful"]["rows"]) == {"16", "32"} and "supernet - random" in printed
+    assert len(figures["useful"]["rows"]["16"]["CVT (random init)"]["runs"]) == 2
