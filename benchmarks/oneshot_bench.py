@@ -10,7 +10,9 @@ a rerun (the demo teacher, the supernet, the stand-alone students).
   unlabelled demo sentences (``latbench supernet train``'s defaults). ``--students``
   students spread over the space by parameter count are each (a) read off the supernet
   and scored on the dev set as read (``direct``) and after ``--finetune-steps`` of
-  distillation from their supernet weights (``finetune``), (b) read off an *untrained*
+  distillation from their supernet weights (``finetune``), and by their task-agnostic loss
+  against the teacher on held-out unlabelled sentences (``agnostic``, negated so that higher
+  is better), (b) read off an *untrained*
   supernet (random initialisation: the floor; and the teacher-extracted initialisation
   before any training, ETD), and (c) distilled on their own with the existing trainer
   (the demo's final distillation, ``--standalone-epochs``) with ``--seeds`` seeds. Printed
@@ -46,7 +48,7 @@ from pathlib import Path
 from typing import Any
 
 from latbench.arch import Arch, Workload
-from latbench.distill.agnostic import new_supernet
+from latbench.distill.agnostic import AgnosticLoss, agnostic_loss, new_supernet
 from latbench.distill.checkpoint import load_checkpoint
 from latbench.distill.cvt import train_cvt
 from latbench.distill.data import load_dataset
@@ -55,6 +57,7 @@ from latbench.distill.extract import student_for_teacher
 from latbench.distill.model import count_parameters
 from latbench.distill.pipeline import TaskScorer, distill_student, encode
 from latbench.distill.settings import DistillConfig, LossWeights, SupernetConfig
+from latbench.distill.supernet import reference_teacher
 from latbench.distill.trainer import evaluate, train
 from latbench.search.objectives import LatencyEstimate, ProxyDistillation
 from latbench.search.oneshot import SupernetAccuracy, load_bank, train_bank
@@ -143,6 +146,7 @@ def ranking(args: argparse.Namespace, ready: dict[str, Any]) -> dict[str, Any]:
     bank = load_bank(Path(args.data) / "supernet")
     scorer = TaskScorer(teacher, datasets)
     sample = teacher.encoder.encode(list(demo_texts(256, seed=7)))
+    held_out = teacher.encoder.encode(list(demo_texts(512, seed=11)))  # unseen unlabelled sentences
     floors = {
         "untrained (random init)": new_supernet(
             teacher.model, SPACE, sample, SupernetConfig(init="random")
@@ -157,6 +161,10 @@ def ranking(args: argparse.Namespace, ready: dict[str, Any]) -> dict[str, Any]:
         served = student_for_teacher(arch, teacher.arch)
         _, student = bank.extract(arch)
         row: dict[str, Any] = {"arch": name(arch), "params": count_parameters(student)}
+        net = bank.find(arch)[1].net
+        loss_fn = AgnosticLoss(teacher.arch, net.max_arch, SupernetConfig())
+        loss = agnostic_loss(net, served, reference_teacher(teacher.model, net), loss_fn, held_out)
+        row["supernet agnostic"] = -loss  # higher is better, as for accuracy
         row["supernet direct"] = scorer.direct(student).accuracy
         row["supernet finetune"] = scorer.finetuned(student, finetune).accuracy
         for label, net in floors.items():
@@ -177,7 +185,7 @@ def ranking(args: argparse.Namespace, ready: dict[str, Any]) -> dict[str, Any]:
             + "  ".join(f"{k} {v:.3f}" for k, v in row.items() if isinstance(v, float))
         )
     truth = [r["stand-alone mean"] for r in rows]
-    readings = [k for k in rows[0] if k.endswith(("direct", "finetune"))]
+    readings = [k for k in rows[0] if k.endswith(("agnostic", "direct", "finetune"))]
     best = max(truth)
     result: dict[str, Any] = {"students": rows, "teacher_accuracy": scorer.teacher_quality.accuracy}
     taus = {}

@@ -48,6 +48,7 @@ from latbench.distill.supernet import (
     SupernetInfo,
     covering_arch,
     initialisation_problems,
+    reference_teacher,
     save_supernet,
     supernet_from_teacher,
 )
@@ -175,8 +176,10 @@ def train_supernet(
     ``state_dir`` the run saves and resumes its state."""
     if len(texts) == 0:
         raise ConfigError("there is no text to train on")
-    teacher.eval()
+    run_key = _run_key(config, space, teacher, texts)
     net = new_supernet(teacher, space, texts, config)
+    # The students' slices follow the reordered teacher's units, so its outputs are the targets.
+    teacher = reference_teacher(teacher, net).eval()
     loss_fn = AgnosticLoss(teacher.arch, net.max_arch, config)
     for arch in space_extremes(space, teacher.arch):
         net.check(arch)
@@ -188,7 +191,6 @@ def train_supernet(
     torch.manual_seed(config.seed)
     optimizer = make_optimizer(trained, config.learning_rate, config.weight_decay)
     total, warmup = config.steps, int(config.warmup_fraction * config.steps)
-    run_key = _run_key(config, space, teacher, texts)
     step, history = 0, []
     if state_dir is not None:
         step, history = resume_state(state_dir / STATE_FILE, run_key, trained, optimizer)
@@ -248,7 +250,8 @@ def agnostic_loss(
     batch_size: int = 64,
 ) -> float:
     """The weighted task-agnostic loss of student ``arch`` (read off ``net``) on ``texts``,
-    averaged over examples: lower is closer to the teacher."""
+    averaged over examples: lower is closer to the teacher. ``teacher`` is the reference
+    teacher (``reference_teacher(teacher, net)``)."""
     was_training = net.training
     net.eval()
     total, seen = 0.0, 0

@@ -50,6 +50,7 @@ from latbench.files import atomic_output
 
 LAYER_RULES = ("spread", "first")
 SUPERNET_FILE = "supernet.json"
+ORDER_FILE = "teacher-order.safetensors"
 _SKELETONS_KEPT = 64
 
 
@@ -111,6 +112,9 @@ class Supernet(nn.Module):
             raise ConfigError(f"unknown layer rule {layer_rule!r}; use {' or '.join(LAYER_RULES)}")
         self.model = Classifier(config)
         self.layer_rule = layer_rule
+        #: How the teacher's units were reordered when the supernet was cut from it
+        #: (``ranking_order``), None when it started from random weights.
+        self.order: dict[str, Tensor] | None = None
         self._skeletons: OrderedDict[Arch, Classifier] = OrderedDict()
 
     @property
@@ -218,30 +222,46 @@ class Supernet(nn.Module):
 
 
 # --- initialisation from the teacher (ETD) ----------------------------------------------
+def ranking_order(teacher: Classifier, scores: Importance) -> dict[str, Tensor]:
+    """The reordering ``rank_by_importance`` applies, as index tensors: ``hidden``, and per
+    layer ``i`` the Q/K/V rows ``attention.i`` (heads by importance, each head's dimensions
+    by ETD's weight norms) and the FFN neurons ``neurons.i``."""
+    src = {k: v.detach() for k, v in teacher.state_dict().items()}
+    order = {"hidden": _order(scores.hidden)}
+    for i, shape in enumerate(teacher.arch.layers):
+        pre = f"bert.encoder.layer.{i}"
+        order[f"attention.{i}"] = _head_order(src, pre, shape.heads, shape.head_dim, scores.heads[i])
+        order[f"neurons.{i}"] = _order(scores.neurons[i])
+    return order
+
+
 def rank_by_importance(teacher: Classifier, scores: Importance) -> Classifier:
     """A copy of ``teacher`` with its units reordered, most important first: hidden
     dimensions, each layer's heads (and each head's dimensions, by the weight norms ETD
     uses) and FFN neurons. The reordered teacher computes exactly what the teacher does."""
-    arch = teacher.arch
+    return apply_order(teacher, ranking_order(teacher, scores))
+
+
+def apply_order(teacher: Classifier, order: dict[str, Tensor]) -> Classifier:
+    """``teacher`` with its units reordered by ``order`` (``ranking_order``'s form): the
+    same function, its hidden states' dimensions permuted by ``order["hidden"]``."""
     src = {k: v.detach() for k, v in teacher.state_dict().items()}
-    hid = _order(scores.hidden)
+    hid = order["hidden"]
     new = dict(src)
     for name in ("word_embeddings", "position_embeddings", "token_type_embeddings"):
         key = f"bert.embeddings.{name}.weight"
         new[key] = src[key][:, hid]
     _permute_norm(new, src, "bert.embeddings.LayerNorm", hid)
-    for i, shape in enumerate(arch.layers):
+    for i in range(teacher.arch.num_layers):
         pre = f"bert.encoder.layer.{i}"
-        att = _head_order(src, pre, shape.heads, shape.head_dim, scores.heads[i])
+        att, neurons = order[f"attention.{i}"], order[f"neurons.{i}"]
         for proj in ("query", "key", "value"):
-            new[f"{pre}.attention.self.{proj}.weight"] = src[f"{pre}.attention.self.{proj}.weight"][att][
-                :, hid
-            ]
+            weight = f"{pre}.attention.self.{proj}.weight"
+            new[weight] = src[weight][att][:, hid]
             new[f"{pre}.attention.self.{proj}.bias"] = src[f"{pre}.attention.self.{proj}.bias"][att]
         new[f"{pre}.attention.output.dense.weight"] = src[f"{pre}.attention.output.dense.weight"][hid][:, att]
         new[f"{pre}.attention.output.dense.bias"] = src[f"{pre}.attention.output.dense.bias"][hid]
         _permute_norm(new, src, f"{pre}.attention.output.LayerNorm", hid)
-        neurons = _order(scores.neurons[i])
         new[f"{pre}.intermediate.dense.weight"] = src[f"{pre}.intermediate.dense.weight"][neurons][:, hid]
         new[f"{pre}.intermediate.dense.bias"] = src[f"{pre}.intermediate.dense.bias"][neurons]
         new[f"{pre}.output.dense.weight"] = src[f"{pre}.output.dense.weight"][hid][:, neurons]
@@ -254,6 +274,13 @@ def rank_by_importance(teacher: Classifier, scores: Importance) -> Classifier:
     ranked.load_state_dict({k: v.clone() for k, v in new.items()})
     ranked.train(teacher.training)
     return ranked
+
+
+def reference_teacher(teacher: Classifier, net: Supernet) -> Classifier:
+    """The teacher as the supernet's students see it: reordered as the supernet was when
+    it was cut from it (``net.order``), so hidden states and attention heads line up with
+    the students' slices; the teacher itself when the supernet started from random weights."""
+    return teacher if net.order is None else apply_order(teacher, net.order)
 
 
 def supernet_from_teacher(
@@ -271,7 +298,8 @@ def supernet_from_teacher(
             + "; ".join(problems)
             + " (use init random, or a space no larger than the teacher)"
         )
-    source = teacher if scores is None else rank_by_importance(teacher, scores)
+    order = None if scores is None else ranking_order(teacher, scores)
+    source = teacher if order is None else apply_order(teacher, order)
     max_arch = replace(
         max_arch,
         type_vocab_size=t.type_vocab_size,
@@ -288,6 +316,7 @@ def supernet_from_teacher(
                 index, rest = name[len("bert.encoder.layer.") :].split(".", 1)
                 origin = f"bert.encoder.layer.{teacher_layers[int(index)]}.{rest}"
             param.copy_(src[origin][tuple(slice(0, n) for n in param.shape)])
+    net.order = order
     return net
 
 
@@ -357,11 +386,19 @@ def save_supernet(
     directory: str | Path, net: Supernet, encoder: Any, label_names: Sequence[str], info: SupernetInfo
 ) -> None:
     """The shared weights as an ordinary checkpoint (``latbench.distill.checkpoint``) plus
-    ``supernet.json``; ``load_supernet`` reads both back."""
+    ``supernet.json`` and the teacher's reordering (``teacher-order.safetensors``, when it
+    was cut from the teacher); ``load_supernet`` reads them back."""
+    from safetensors.torch import save_file
+
     from latbench.distill.checkpoint import save_checkpoint
 
     out = Path(directory)
     save_checkpoint(out, net.model, encoder, label_names)
+    if net.order is not None:
+        with atomic_output(out / ORDER_FILE) as tmp:
+            save_file({k: v.contiguous() for k, v in net.order.items()}, tmp)
+    else:
+        (out / ORDER_FILE).unlink(missing_ok=True)
     with atomic_output(out / SUPERNET_FILE) as tmp:
         Path(tmp).write_text(json.dumps(info.to_dict(), indent=2) + "\n", encoding="utf-8")
 
@@ -396,5 +433,9 @@ def load_supernet(directory: str | Path) -> LoadedSupernet:
     checkpoint = load_checkpoint(path)
     net = Supernet(checkpoint.model.config, info.layer_rule)
     net.model.load_state_dict(checkpoint.model.state_dict())
+    if (path / ORDER_FILE).is_file():
+        from safetensors.torch import load_file
+
+        net.order = load_file(str(path / ORDER_FILE))
     net.eval()
     return LoadedSupernet(net, checkpoint.encoder, checkpoint.label_names, info, path)

@@ -141,3 +141,25 @@ def test_texts_split_into_training_and_held_out_sentences() -> None:
     assert split_texts([str(i) for i in range(100)], 0.05, 0) == (train, held)
     with pytest.raises(ConfigError, match="at least 2 sentences"):
         split_texts(["one"], 0.1, 0)
+
+
+def test_the_reordered_teacher_is_the_reference_so_its_own_slice_starts_at_zero_loss(
+    setup, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    from latbench.distill.supernet import SupernetInfo, reference_teacher, save_supernet
+
+    ck, texts, held = setup
+    config = SupernetConfig(losses=LossWeights(relations=1, hidden=1, logits=1))
+    net = new_supernet(ck.model, SPACE, texts, config)
+    assert net.order is not None and set(net.order) >= {"hidden", "attention.0", "neurons.3"}
+    reference = reference_teacher(ck.model, net)
+    loss_fn = AgnosticLoss(ck.arch, net.max_arch, config)
+    largest = sandwich(SPACE, ck.arch, 0, 0, 0)[0]
+    assert largest.layers == ck.arch.layers  # the test space's largest student is the teacher's shape
+    assert agnostic_loss(net, largest, reference, loss_fn, held) < 1e-6
+    assert agnostic_loss(net, largest, ck.model, loss_fn, held) > 1e-3  # unordered, the dimensions disagree
+    save_supernet(tmp_path, net, ck.encoder, ck.label_names, SupernetInfo("spread", SPACE.to_dict(), 0, ""))
+    loaded = load_supernet(tmp_path).net
+    assert loaded.order is not None and all(torch.equal(loaded.order[k], v) for k, v in net.order.items())
+    random_net = new_supernet(ck.model, SPACE, texts, SupernetConfig(init="random"))
+    assert random_net.order is None and reference_teacher(ck.model, random_net) is ck.model
