@@ -12,7 +12,8 @@ a rerun (the demo teacher, the supernet, the stand-alone students).
   and scored on the dev set as read (``direct``) and after ``--finetune-steps`` of
   distillation from their supernet weights (``finetune``), and by their task-agnostic loss
   against the teacher on held-out unlabelled sentences (``agnostic``, negated so that higher
-  is better), (b) read off an *untrained*
+  is better); also off a supernet trained block-wise (NAS-BERT's cheaper variant: scored
+  by the sum of its blocks' losses, and as read); (b) read off an *untrained*
   supernet (random initialisation: the floor; and the teacher-extracted initialisation
   before any training, ETD), and (c) distilled on their own with the existing trainer
   (the demo's final distillation, ``--standalone-epochs``) with ``--seeds`` seeds. Printed
@@ -48,7 +49,7 @@ from pathlib import Path
 from typing import Any
 
 from latbench.arch import Arch, Workload
-from latbench.distill.agnostic import AgnosticLoss, agnostic_loss, new_supernet
+from latbench.distill.agnostic import AgnosticLoss, agnostic_loss, blockwise_loss, new_supernet
 from latbench.distill.checkpoint import load_checkpoint
 from latbench.distill.cvt import train_cvt
 from latbench.distill.data import load_dataset
@@ -130,6 +131,14 @@ def prepare(args: argparse.Namespace) -> dict[str, Any]:
     config = SupernetConfig(steps=args.supernet_steps)
     started = time.perf_counter()
     outcomes = train_bank(teacher, SPACE, demo_texts(args.text_sentences), data / "supernet", config)
+    blockwise = train_bank(
+        teacher, SPACE, demo_texts(args.text_sentences), data / "supernet-blockwise",
+        SupernetConfig(steps=args.supernet_steps, training="blockwise"),
+    )  # fmt: skip
+    print(
+        "block-wise supernet (NAS-BERT's variant), same steps: "
+        f"{sum(o.train_seconds for o in blockwise):.0f} s"
+    )
     seconds = sum(o.train_seconds for o in outcomes)
     resumed = any(o.resumed_from for o in outcomes)
     print(
@@ -144,6 +153,7 @@ def prepare(args: argparse.Namespace) -> dict[str, Any]:
 def ranking(args: argparse.Namespace, ready: dict[str, Any]) -> dict[str, Any]:
     teacher, files, datasets = ready["teacher"], ready["files"], ready["datasets"]
     bank = load_bank(Path(args.data) / "supernet")
+    blockwise_bank = load_bank(Path(args.data) / "supernet-blockwise")
     scorer = TaskScorer(teacher, datasets)
     sample = teacher.encoder.encode(list(demo_texts(256, seed=7)))
     held_out = teacher.encoder.encode(list(demo_texts(512, seed=11)))  # unseen unlabelled sentences
@@ -165,6 +175,11 @@ def ranking(args: argparse.Namespace, ready: dict[str, Any]) -> dict[str, Any]:
         loss_fn = AgnosticLoss(teacher.arch, net.max_arch, SupernetConfig())
         loss = agnostic_loss(net, served, reference_teacher(teacher.model, net), loss_fn, held_out)
         row["supernet agnostic"] = -loss  # higher is better, as for accuracy
+        block_net = blockwise_bank.find(arch)[1].net
+        row["blockwise supernet agnostic"] = -blockwise_loss(
+            block_net, served, reference_teacher(teacher.model, block_net), None, held_out
+        )
+        row["blockwise supernet direct"] = scorer.direct(blockwise_bank.extract(arch)[1]).accuracy
         row["supernet direct"] = scorer.direct(student).accuracy
         row["supernet finetune"] = scorer.finetuned(student, finetune).accuracy
         for label, net in floors.items():

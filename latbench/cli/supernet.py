@@ -11,7 +11,7 @@ from latbench.cli.common import console, progress_bar
 
 
 def register_supernet(sub: Any) -> None:
-    from latbench.distill.settings import SUPERNET_INITS, SupernetConfig
+    from latbench.distill.settings import SUPERNET_INITS, SUPERNET_TRAININGS, SupernetConfig
     from latbench.distill.supernet import LAYER_RULES
 
     d = SupernetConfig()
@@ -71,6 +71,13 @@ def register_supernet(sub: Any) -> None:
         help=f"random students per step besides the largest and smallest [{d.random_students}]",
     )
     t.add_argument(
+        "--training",
+        choices=SUPERNET_TRAININGS,
+        default=d.training,
+        help="end-to-end (every student's output learns the teacher's) or blockwise (NAS-BERT: "
+        f"each student layer learns its block of teacher layers) [{d.training}]",
+    )
+    t.add_argument(
         "--layer-rule",
         choices=LAYER_RULES,
         default=d.layer_rule,
@@ -115,6 +122,7 @@ def supernet_config(args: argparse.Namespace):  # type: ignore[no-untyped-def]
         learning_rate=args.lr,
         losses=LossWeights.parse(args.losses),
         random_students=args.random_students,
+        training=args.training,
         layer_rule=args.layer_rule,
         init=args.init,
         seed=args.seed,

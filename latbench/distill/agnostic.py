@@ -50,6 +50,7 @@ from latbench.distill.supernet import (
     initialisation_problems,
     reference_teacher,
     save_supernet,
+    spread_layers,
     supernet_from_teacher,
 )
 from latbench.distill.trainer import (
@@ -130,6 +131,26 @@ class AgnosticLoss(nn.Module):
         return sum(self.weights[name] * value for name, value in terms.items())  # type: ignore[return-value]
 
 
+def teacher_blocks(student_layers: int, teacher_layers: int) -> list[tuple[int, int]]:
+    """(start, end) teacher hidden-state indices each student layer stands for (0 is the
+    embedding output): the uniform map's blocks, e.g. 2 of 4 layers -> (0, 2), (2, 4)."""
+    ends = [t + 1 for t in spread_layers(student_layers, teacher_layers)]
+    return list(zip([0, *ends[:-1]], ends, strict=True))
+
+
+def block_losses(net: Supernet, arch: Arch, t_hidden: Sequence[Tensor], mask: Tensor) -> Tensor:
+    """NAS-BERT's block losses of student ``arch``: per layer, the MSE between what the
+    layer makes of the (reference) teacher's hidden states at its block's start and the
+    teacher's at its end, over the student's leading hidden dimensions and real tokens."""
+    valid = mask.to(t_hidden[0].dtype)
+    h = arch.hidden
+    losses = []
+    for index, (start, end) in enumerate(teacher_blocks(arch.num_layers, len(t_hidden) - 1)):
+        out = net.run_layer(arch, index, t_hidden[start][..., :h], mask)
+        losses.append(masked_mse(out, t_hidden[end][..., :h], valid))
+    return torch.stack(losses)
+
+
 def space_extremes(space: ArchSpace, teacher: Arch) -> tuple[Arch, Arch]:
     """The space's largest and smallest students, reading the teacher's inputs."""
     return student_for_teacher(space.largest(), teacher), student_for_teacher(space.smallest(), teacher)
@@ -191,6 +212,7 @@ def train_supernet(
     torch.manual_seed(config.seed)
     optimizer = make_optimizer(trained, config.learning_rate, config.weight_decay)
     total, warmup = config.steps, int(config.warmup_fraction * config.steps)
+    blockwise = config.training == "blockwise"
     step, history = 0, []
     if state_dir is not None:
         step, history = resume_state(state_dir / STATE_FILE, run_key, trained, optimizer)
@@ -204,21 +226,25 @@ def train_supernet(
         batch = texts.take(batch_index(step, config.batch_size, len(texts), config.seed))
         inputs = (batch.input_ids, batch.attention_mask, batch.token_type_ids)
         with torch.no_grad():
-            t_out = teacher(*inputs, want=loss_fn.want)
+            t_out = teacher(*inputs, want=loss_fn.want | ({HIDDEN_STATES} if blockwise else set()))
         optimizer.zero_grad(set_to_none=True)
         logged: dict[str, float] = {}
         students = sandwich(space, teacher.arch, config.random_students, config.seed, step)
         for arch in students:
-            s_out = net(arch, *inputs, want=loss_fn.want)
-            terms = loss_fn(arch, t_out, s_out, batch.attention_mask)
-            loss = loss_fn.total(terms) / len(students)
+            if blockwise:
+                terms = {"blocks": block_losses(net, arch, t_out.hidden_states, batch.attention_mask).sum()}
+                loss = terms["blocks"] / len(students)
+            else:
+                terms = loss_fn(arch, t_out, net(arch, *inputs, want=loss_fn.want), batch.attention_mask)
+                loss = loss_fn.total(terms) / len(students)
             loss.backward()
             for name, value in terms.items():
                 logged[name] = logged.get(name, 0.0) + float(value.detach()) / len(students)
         nn.utils.clip_grad_norm_(trained.parameters(), 1.0)
         optimizer.step()
         step += 1
-        logged |= {"loss": sum(v * loss_fn.weights[k] for k, v in logged.items()), "lr": lr}
+        weights = {"blocks": 1.0} if blockwise else loss_fn.weights
+        logged |= {"loss": sum(v * weights[k] for k, v in logged.items()), "lr": lr}
         saving = (
             state_dir is not None
             and config.checkpoint_every
@@ -228,8 +254,9 @@ def train_supernet(
             row = {"step": step, **logged}
             if held_out is not None:
                 largest, smallest = space_extremes(space, teacher.arch)
-                row["held_out_largest"] = agnostic_loss(net, largest, teacher, loss_fn, held_out)
-                row["held_out_smallest"] = agnostic_loss(net, smallest, teacher, loss_fn, held_out)
+                score = blockwise_loss if blockwise else agnostic_loss
+                row["held_out_largest"] = score(net, largest, teacher, loss_fn, held_out)
+                row["held_out_smallest"] = score(net, smallest, teacher, loss_fn, held_out)
                 net.train()
             history.append(row)
         if saving:
@@ -266,6 +293,31 @@ def agnostic_loss(
                 part.attention_mask,
             )
             total += float(loss_fn.total(terms)) * len(part)
+            seen += len(part)
+    net.train(was_training)
+    return total / max(1, seen)
+
+
+def blockwise_loss(
+    net: Supernet,
+    arch: Arch,
+    teacher: Classifier,
+    loss_fn: AgnosticLoss | None,
+    texts: Encoded,
+    batch_size: int = 64,
+) -> float:
+    """The sum of student ``arch``'s block losses (``block_losses``) on ``texts``, averaged
+    over examples: NAS-BERT's score (lower is better). ``teacher`` is the reference teacher."""
+    was_training = net.training
+    net.eval()
+    total, seen = 0.0, 0
+    with torch.no_grad():
+        for i in range(0, len(texts), batch_size):
+            part = texts.take(torch.arange(i, min(i + batch_size, len(texts))))
+            hidden = teacher(part.input_ids, part.attention_mask, part.token_type_ids, want=(HIDDEN_STATES,))
+            total += float(block_losses(net, arch, hidden.hidden_states, part.attention_mask).sum()) * len(
+                part
+            )
             seen += len(part)
     net.train(was_training)
     return total / max(1, seen)

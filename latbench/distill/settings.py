@@ -139,6 +139,7 @@ def format_layer_map(layer_map: str | tuple[int, ...]) -> str:
 
 
 SUPERNET_INITS = INITS
+SUPERNET_TRAININGS = ("end-to-end", "blockwise")
 #: MiniLM's self-attention relations only: what task-agnostic supernet training uses
 #: unless told otherwise (no labels, any head count).
 AGNOSTIC_LOSSES = LossWeights(logits=0.0, relations=1.0)
@@ -155,7 +156,10 @@ class SupernetConfig:
     weights. Losses: MiniLM's self-attention relations of the last layer (``relations``),
     optionally TinyBERT's hidden-state MSE of the last layer (``hidden``) and the
     teacher's output distribution (``logits``); a ``labels`` weight is refused, as no
-    labels are read."""
+    labels are read. ``training = "blockwise"`` is NAS-BERT's cheaper variant: instead,
+    each student layer learns to map the teacher's hidden states at the start of the
+    teacher block it stands for to those at its end (MSE), and a student is scored by the
+    sum of its blocks' losses."""
 
     steps: int = 600
     batch_size: int = 32
@@ -165,6 +169,7 @@ class SupernetConfig:
     temperature: float = 1.0
     losses: LossWeights = field(default_factory=lambda: AGNOSTIC_LOSSES)
     random_students: int = 2
+    training: str = "end-to-end"  # or "blockwise" (NAS-BERT): each layer learns its teacher block
     layer_rule: str = "spread"
     init: str = "etd"
     relation_heads: int = 0  # 0: the teacher's head count, reduced until it divides both widths
@@ -201,6 +206,8 @@ class SupernetConfig:
             )
         if self.init not in SUPERNET_INITS:
             raise ConfigError(f"unknown init {self.init!r}; use {' or '.join(SUPERNET_INITS)}")
+        if self.training not in SUPERNET_TRAININGS:
+            raise ConfigError(f"unknown training {self.training!r}; use {' or '.join(SUPERNET_TRAININGS)}")
         if self.layer_rule not in ("spread", "first"):
             raise ConfigError(f"unknown layer rule {self.layer_rule!r}; use spread or first")
 

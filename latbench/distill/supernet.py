@@ -198,6 +198,17 @@ class Supernet(nn.Module):
             strict=True,
         )
 
+    def run_layer(self, arch: Arch, index: int, x: Tensor, attention_mask: Tensor) -> Tensor:
+        """Layer ``index`` (0-based) of student ``arch`` on hidden states ``x`` [batch, seq,
+        arch.hidden], on the shared weights (block-wise training and scoring)."""
+        skeleton = self._skeleton(arch)
+        skeleton.train(self.training)
+        prefix = f"bert.encoder.layer.{index}."
+        params = {k[len(prefix) :]: v for k, v in self.sliced(arch).items() if k.startswith(prefix)}
+        bias = (1.0 - attention_mask[:, None, None, :].to(x.dtype)) * torch.finfo(x.dtype).min
+        layer = skeleton.bert.encoder.layer[index]
+        return torch.func.functional_call(layer, params, (x, bias, None, None), strict=True)[0]
+
     def extract(self, arch: Arch) -> Classifier:
         """A plain student holding copies of ``arch``'s slices (eval mode)."""
         student = Classifier(self.student_config(arch))

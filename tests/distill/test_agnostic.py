@@ -163,3 +163,30 @@ def test_the_reordered_teacher_is_the_reference_so_its_own_slice_starts_at_zero_
     assert loaded.order is not None and all(torch.equal(loaded.order[k], v) for k, v in net.order.items())
     random_net = new_supernet(ck.model, SPACE, texts, SupernetConfig(init="random"))
     assert random_net.order is None and reference_teacher(ck.model, random_net) is ck.model
+
+
+def test_blocks_follow_the_uniform_map() -> None:
+    from latbench.distill.agnostic import teacher_blocks
+
+    assert teacher_blocks(2, 4) == [(0, 2), (2, 4)]
+    assert teacher_blocks(1, 4) == [(0, 4)]
+    assert teacher_blocks(4, 4) == [(0, 1), (1, 2), (2, 3), (3, 4)]
+    assert teacher_blocks(3, 6) == [(0, 2), (2, 4), (4, 6)]
+
+
+def test_blockwise_training_scores_students_by_their_blocks_losses(setup) -> None:  # type: ignore[no-untyped-def]
+    from latbench.distill.agnostic import blockwise_loss
+    from latbench.distill.supernet import reference_teacher
+
+    ck, texts, held = setup
+    config = SupernetConfig(training="blockwise", steps=20, batch_size=16, checkpoint_every=0)
+    untrained = new_supernet(ck.model, SPACE, texts, config)
+    reference = reference_teacher(ck.model, untrained)
+    largest, smallest = sandwich(SPACE, ck.arch, 0, 0, 0)[:2]
+    assert blockwise_loss(untrained, largest, reference, None, held) < 1e-8  # the teacher's own blocks
+    before = blockwise_loss(untrained, smallest, reference, None, held)
+    result = train_supernet(ck.model, SPACE, texts, config, held_out=held)
+    assert set(result.history[-1]) >= {"blocks", "held_out_smallest"}
+    assert result.history[-1]["held_out_smallest"] < before
+    with pytest.raises(ConfigError, match="unknown training 'layerwise'"):
+        SupernetConfig(training="layerwise")
