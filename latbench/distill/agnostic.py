@@ -279,23 +279,13 @@ def agnostic_loss(
     """The weighted task-agnostic loss of student ``arch`` (read off ``net``) on ``texts``,
     averaged over examples: lower is closer to the teacher. ``teacher`` is the reference
     teacher (``reference_teacher(teacher, net)``)."""
-    was_training = net.training
-    net.eval()
-    total, seen = 0.0, 0
-    with torch.no_grad():
-        for i in range(0, len(texts), batch_size):
-            part = texts.take(torch.arange(i, min(i + batch_size, len(texts))))
-            inputs = (part.input_ids, part.attention_mask, part.token_type_ids)
-            terms = loss_fn(
-                arch,
-                teacher(*inputs, want=loss_fn.want),
-                net(arch, *inputs, want=loss_fn.want),
-                part.attention_mask,
-            )
-            total += float(loss_fn.total(terms)) * len(part)
-            seen += len(part)
-    net.train(was_training)
-    return total / max(1, seen)
+
+    def loss(part: Encoded) -> Tensor:
+        inputs = (part.input_ids, part.attention_mask, part.token_type_ids)
+        t_out, s_out = teacher(*inputs, want=loss_fn.want), net(arch, *inputs, want=loss_fn.want)
+        return loss_fn.total(loss_fn(arch, t_out, s_out, part.attention_mask))
+
+    return _mean_over(net, texts, batch_size, loss)
 
 
 def blockwise_loss(
@@ -308,16 +298,23 @@ def blockwise_loss(
 ) -> float:
     """The sum of student ``arch``'s block losses (``block_losses``) on ``texts``, averaged
     over examples: NAS-BERT's score (lower is better). ``teacher`` is the reference teacher."""
+
+    def loss(part: Encoded) -> Tensor:
+        hidden = teacher(part.input_ids, part.attention_mask, part.token_type_ids, want=(HIDDEN_STATES,))
+        return block_losses(net, arch, hidden.hidden_states, part.attention_mask).sum()
+
+    return _mean_over(net, texts, batch_size, loss)
+
+
+def _mean_over(net: Supernet, texts: Encoded, batch_size: int, loss: Callable[[Encoded], Tensor]) -> float:
+    """``loss`` (a batch mean) averaged over ``texts`` in eval mode, without gradients."""
     was_training = net.training
     net.eval()
     total, seen = 0.0, 0
     with torch.no_grad():
         for i in range(0, len(texts), batch_size):
             part = texts.take(torch.arange(i, min(i + batch_size, len(texts))))
-            hidden = teacher(part.input_ids, part.attention_mask, part.token_type_ids, want=(HIDDEN_STATES,))
-            total += float(block_losses(net, arch, hidden.hidden_states, part.attention_mask).sum()) * len(
-                part
-            )
+            total += float(loss(part)) * len(part)
             seen += len(part)
     net.train(was_training)
     return total / max(1, seen)
