@@ -28,6 +28,15 @@ from latbench.search.space import SearchSpace
 SPACE = SearchSpace(
     name="tiny", layers=(1, 2, 4), hidden=(16, 24, 32), heads=(2, 4), ffn_ratios=(1.0, 2.0), vocab_size=160
 )
+PER_LAYER = SearchSpace(
+    name="per-layer",
+    layers=(1, 2, 3),
+    hidden=(16, 32),
+    heads=(2, 4),
+    ffn=(16, 48),
+    per_layer=True,
+    vocab_size=160,
+)
 FIXED_HEADS = SearchSpace(
     name="fixed", layers=(1, 3), hidden=(16, 32), heads=(2, 3), ffn_ratios=(2.0,), head_size=8, vocab_size=160
 )
@@ -60,7 +69,9 @@ def random_supernet(space: SearchSpace, rule: str = "spread") -> Supernet:
     return net.eval()
 
 
-@pytest.mark.parametrize("space", [SPACE, FIXED_HEADS], ids=["bert-heads", "fixed-heads"])
+@pytest.mark.parametrize(
+    "space", [SPACE, FIXED_HEADS, PER_LAYER], ids=["bert-heads", "fixed-heads", "per-layer"]
+)
 @pytest.mark.parametrize("rule", ["spread", "first"])
 def test_an_extracted_student_computes_what_the_supernet_computes_for_it(
     space: SearchSpace, rule: str
