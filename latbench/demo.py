@@ -34,9 +34,13 @@ class DemoSettings:
     teacher_steps: int | None = None  # None: the demo task's own default
     baseline: bool = True  # a random search beside the GP one
     samples: int | None = None  # None: the protocol's default samples per spec
+    evaluator: str = "proxy"  # proxy: distil each trial; supernet: train a supernet once, read trials off it
+    supernet_steps: int = 600  # the supernet's training steps (evaluator supernet)
 
     def __post_init__(self) -> None:
-        for name in ("trials", "proxy_steps", "teacher_steps", "samples"):
+        if self.evaluator not in ("proxy", "supernet"):
+            raise ConfigError(f"--evaluator must be proxy or supernet, got {self.evaluator!r}")
+        for name in ("trials", "proxy_steps", "teacher_steps", "samples", "supernet_steps"):
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value <= 0):
                 raise ConfigError(f"--{name.replace('_', '-')} must be a positive integer, got {value}")
@@ -45,7 +49,7 @@ class DemoSettings:
 
     @property
     def stage_count(self) -> int:
-        return 7 - (not self.baseline)
+        return 7 - (not self.baseline) + (self.evaluator == "supernet")
 
     @property
     def startup_trials(self) -> int:
@@ -100,6 +104,14 @@ def demo_stages(settings: DemoSettings) -> Iterator[Stage]:
               "--dev", str(task / "dev.jsonl"), "--predictor", str(predictor), "--budget-ms", budget,
               "--trials", str(settings.trials), "--startup-trials", str(settings.startup_trials),
               "--proxy-steps", str(settings.proxy_steps)]  # fmt: skip
+    if settings.evaluator == "supernet":
+        supernets = out / "supernets"
+        yield Stage(
+            "train the supernet (one-shot)",
+            ["supernet", "train", "--teacher", str(task / "teacher"), "--demo-text", "--space", "demo",
+             "--steps", str(settings.supernet_steps), "--out", str(supernets)],
+        )  # fmt: skip
+        common += ["--evaluator", "supernet", "--supernet", str(supernets)]
     yield Stage(
         "search (GP) and the Pareto set",
         ["search", *common, "--final-epochs", str(settings.final_epochs), "--out", str(out / "search")],

@@ -53,6 +53,19 @@ def register(sub: Any) -> None:
         default=d.samples,
         help=f"samples per spec when profiling (fewer: faster, noisier) [{ProtocolSettings().samples}]",
     )
+    p.add_argument(
+        "--evaluator",
+        choices=("proxy", "supernet"),
+        default=d.evaluator,
+        help="how the searches score students: a proxy distillation each (proxy), or read off a "
+        f"supernet trained once first (supernet: the one-shot path) [{d.evaluator}]",
+    )
+    p.add_argument(
+        "--supernet-steps",
+        type=int,
+        default=d.supernet_steps,
+        help=f"the supernet's training steps with --evaluator supernet [{d.supernet_steps}]",
+    )
     p.set_defaults(run=cmd_demo)
 
 
@@ -71,6 +84,8 @@ def demo_settings(args: argparse.Namespace):  # type: ignore[no-untyped-def]
         teacher_steps=args.teacher_steps,
         baseline=not args.no_baseline,
         samples=args.samples,
+        evaluator=args.evaluator,
+        supernet_steps=args.supernet_steps,
     )
 
 

@@ -55,3 +55,21 @@ def test_the_demo_runs_every_stage_and_writes_the_report(
     assert all(m["final"] is not None and m["final_latency"]["measured"] for m in search["pareto"])
     timings = json.loads((out / "demo-timings.json").read_text())
     assert set(timings["stages_s"]) >= {"profile", "report"} and timings["wall_s"] > 0
+
+
+@pytest.mark.slow
+def test_the_demo_can_take_the_one_shot_path(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    plan = tmp_path / "plan.toml"
+    plan.write_text(PLAN)
+    out = tmp_path / "demo"
+    args = ["demo", "--out", str(out), "--plan", str(plan), "--teacher-steps", "5", "--trials", "2",
+            "--final-epochs", "0.005", "--samples", "8", "--no-baseline", "--evaluator", "supernet",
+            "--supernet-steps", "2"]  # fmt: skip
+    code = main(args)
+    stdout, err = capsys.readouterr()
+    assert code == 0, err
+    assert "5/7 train the supernet (one-shot)" in stdout and "6/7 search (GP)" in stdout
+    assert "--evaluator supernet --supernet" in stdout
+    search = json.loads((out / "search" / "search.json").read_text())
+    assert search["objective"]["objective"] == "supernet" and search["evaluated_trials"] == 2
+    assert (out / "supernets" / "shots.json").is_file() and (out / "report" / "report.html").is_file()
