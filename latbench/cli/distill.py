@@ -4,6 +4,7 @@ the built-in demo task with its teacher."""
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 from typing import Any
 
@@ -91,6 +92,18 @@ def register_distill(sub: Any) -> None:
         help="evaluate on the dev set every N steps [end only]",
     )
     p.add_argument("--no-int8", action="store_true", help="skip the INT8 variant")
+    p.add_argument(
+        "--quantize",
+        metavar="wNaM",
+        help="quantization-aware distillation with learned step sizes (LSQ, KDLSQ-BERT): N-bit "
+        "weights (2-8, per channel) and M-bit activations, e.g. w8a8, w4a8, w2a8; the ONNX export "
+        "is then a QDQ graph run on ONNX Runtime's 8-bit integer kernels [off]",
+    )
+    p.add_argument(
+        "--fixed-scales",
+        action="store_true",
+        help="with --quantize: min-max scales fixed before training instead of learned (the ablation)",
+    )
     p.add_argument("--json", action="store_true", help="print metrics.json instead of a summary")
     p.set_defaults(run=cmd_distill)
 
@@ -148,6 +161,15 @@ def cmd_distill(args: argparse.Namespace) -> int:
 
     arch = Arch.from_json(args.arch)
     config = distill_config(args)
+    quantize = None
+    if args.quantize:
+        from latbench.distill.quant import check_bits, parse_bits
+
+        quantize = (*check_bits(*parse_bits(args.quantize)), bool(args.fixed_scales))
+    elif args.fixed_scales:
+        from latbench.errors import ConfigError
+
+        raise ConfigError("--fixed-scales needs --quantize")
     # Everything that can be checked is checked before the first step.
     teacher = load_checkpoint(args.teacher)
     check_settings(teacher, arch, config)
@@ -157,7 +179,7 @@ def cmd_distill(args: argparse.Namespace) -> int:
     with bar:
         outcome = distill_student(
             args.teacher, args.data, arch, args.out, config, dev_path=args.dev, int8=not args.no_int8,
-            on_step=on_step, teacher=teacher, datasets=datasets,
+            on_step=on_step, teacher=teacher, datasets=datasets, quantize=quantize,
         )  # fmt: skip
     if args.json:
         print((Path(args.out) / METRICS_FILE).read_text(encoding="utf-8"), end="")
@@ -194,6 +216,14 @@ def cmd_distill(args: argparse.Namespace) -> int:
     if outcome.int8 is not None:
         row("student INT8", outcome.int8, None, None)
     out.print(table)
+    if quantize is not None:
+        q = json.loads((Path(args.out) / METRICS_FILE).read_text(encoding="utf-8"))["quantization"]
+        out.print(
+            f"quantized W{q['weight_bits']}A{q['activation_bits']} "
+            f"({'fixed min-max' if q['fixed_scales'] else 'learned (LSQ)'} scales): packed size "
+            f"{q['packed_bytes'] / 1024:.0f} KiB; student.onnx is a QDQ graph on 8-bit integer kernels",
+            markup=False,
+        )
     resumed = f", resumed at step {outcome.resumed_from}" if outcome.resumed_from else ""
     out.print(
         f"{outcome.steps} steps in {outcome.train_seconds:.0f} s{resumed}; wrote {args.out}/: "

@@ -195,11 +195,15 @@ def load_checkpoint(path: str | Path, *, max_len: int | None = None) -> Checkpoi
             "sequence classifier (config.json, model.safetensors, tokenizer) or a latbench student"
         )
     hf_type = None  # the Hugging Face model type, when the weights are named by Hugging Face
+    quantization = None  # (weight bits, activation bits, fixed scales) of an LSQ student
     if (directory / LATBENCH_FILE).is_file():
         data = _read_json(directory / LATBENCH_FILE)
         try:
             config = ClassifierConfig.from_dict(data["classifier"])
             label_names = tuple(str(n) for n in data["label_names"])
+            if data.get("quantization"):
+                q = data["quantization"]
+                quantization = (int(q["weight_bits"]), int(q["activation_bits"]), bool(q.get("fixed_scales")))
         except (KeyError, TypeError, ValueError) as exc:
             raise CheckpointError(f"{directory / LATBENCH_FILE} is malformed: {exc}") from None
         max_len = max_len or int(data.get("max_len", 128))
@@ -214,6 +218,10 @@ def load_checkpoint(path: str | Path, *, max_len: int | None = None) -> Checkpoi
     if max_len > config.max_tokens:
         raise CheckpointError(f"max length {max_len} exceeds the model's {config.max_tokens} positions")
     model = Classifier(config)
+    if quantization is not None:
+        from latbench.distill.quant import quantize_student
+
+        quantize_student(model, quantization[0], quantization[1], fixed_scales=quantization[2])
     state = _read_weights(directory)
     if hf_type is not None:
         state = _bert_names(state, hf_type, config.arch.hidden)
@@ -263,9 +271,14 @@ def save_checkpoint(
     encoder.save(out)
     written = [WEIGHTS_FILE, TOKENIZER_FILE]
     own = {"classifier": config.to_dict(), "label_names": list(label_names), "max_len": encoder.max_len}
+    from latbench.distill.quant import quantization_of
+
+    quantization = quantization_of(model)
+    if quantization is not None:
+        own["quantization"] = quantization
     _write_json(out / LATBENCH_FILE, own)
     written.append(LATBENCH_FILE)
-    hf = hf_config(config, label_names)
+    hf = hf_config(config, label_names) if quantization is None else None  # transformers has no LSQ layers
     if hf is not None:
         _write_json(out / "config.json", hf)
         written.append("config.json")

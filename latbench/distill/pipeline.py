@@ -132,9 +132,13 @@ def distill_student(
     on_step: Callable[[int, int, dict[str, float]], None] | None = None,
     teacher: Checkpoint | None = None,
     datasets: tuple[TextDataset, TextDataset] | None = None,
+    quantize: tuple[int, int, bool] | None = None,
 ) -> DistillOutcome:
     """Distil ``arch`` from the teacher at ``teacher_path`` and write ``out_dir``
-    (``teacher`` and ``datasets``, when given, are what was already loaded from them)."""
+    (``teacher`` and ``datasets``, when given, are what was already loaded from them).
+    ``quantize`` (weight bits, activation bits, fixed scales) trains with LSQ quantizers
+    (KDLSQ): the ONNX export is then a QDQ graph ONNX Runtime runs on integer kernels,
+    and no dynamic INT8 variant is made."""
     from latbench.distill.export import export_onnx, onnx_probs, quantize_int8
 
     teacher = teacher or load_checkpoint(teacher_path)
@@ -146,7 +150,9 @@ def distill_student(
     data, dev = encode(teacher, train_set), encode(teacher, dev_set)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    result = train(teacher.model, arch, data, config, dev=dev, state_dir=out, on_step=on_step)
+    result = train(
+        teacher.model, arch, data, config, dev=dev, state_dir=out, on_step=on_step, quantize=quantize
+    )
     student = result.student
     teacher_probs = result.teacher_dev_probs
     assert teacher_probs is not None  # train() was given the teacher and the dev set
@@ -160,7 +166,7 @@ def distill_student(
     export_onnx(student, out / "student.onnx", dev.encoded)
     files.append("student.onnx")
     int8_quality = None
-    if int8:
+    if int8 and quantize is None:
         quantize_int8(out / "student.onnx", out / "student-int8.onnx")
         files.append("student-int8.onnx")
         int8_quality = quality(labels, onnx_probs(out / "student-int8.onnx", dev.encoded), teacher_probs)
@@ -181,6 +187,13 @@ def distill_student(
         files=(*files, METRICS_FILE),
     )
     document = outcome.to_dict(config, str(teacher_path), train_set.source)
+    if quantize is not None:
+        from latbench.distill.quant import packed_size_bytes, quantization_of
+
+        document["quantization"] = {
+            **(quantization_of(student) or {}),
+            "packed_bytes": packed_size_bytes(student),
+        }
     document["written_at_unix_s"] = time.time()
     with atomic_output(out / METRICS_FILE) as tmp:
         Path(tmp).write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")

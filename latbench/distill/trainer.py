@@ -117,11 +117,15 @@ def train(
     state_dir: Path | None = None,
     on_step: Callable[[int, int, dict[str, float]], None] | None = None,
     initial: Classifier | None = None,
+    quantize: tuple[int, int, bool] | None = None,
 ) -> TrainResult:
     """Train a student of architecture ``arch`` on ``data`` (teacher ``None``: plain
     fine-tuning on the labels). With ``state_dir`` the run saves and resumes its state.
     ``initial`` (a classifier of ``arch``, left unchanged) replaces the configured
-    initialisation: a student read off a supernet starts from its own weights."""
+    initialisation: a student read off a supernet starts from its own weights.
+    ``quantize`` (weight bits, activation bits, fixed scales) makes the training
+    quantization-aware: the student's encoder layers get LSQ quantizers before the first
+    step (``latbench.distill.quant``), KDLSQ-BERT's recipe when a teacher teaches."""
     weights = config.losses.active()
     if teacher is None and set(weights) != {"labels"}:
         raise ConfigError("without a teacher the only loss is 'labels'; set the other weights to 0")
@@ -151,6 +155,11 @@ def train(
             raise ConfigError("the initial student's architecture is not the one to train")
         student = copy.deepcopy(initial)
     assert student is not None
+    if quantize is not None:
+        from latbench.distill.quant import quantization_of, quantize_student
+
+        if quantization_of(student) is None:
+            quantize_student(student, quantize[0], quantize[1], fixed_scales=quantize[2])
     for module in student.modules():
         if isinstance(module, nn.Dropout):
             module.p = config.dropout
@@ -164,7 +173,7 @@ def train(
     if teacher is not None and dev is not None:
         teacher_dev = predict_probs(teacher, dev.encoded, config.batch_size)
 
-    run_key = _run_key(config, arch, teacher, data, initial)
+    run_key = _run_key(config, arch, teacher, data, initial, quantize)
     step, history = 0, []
     if state_dir is not None:
         step, history = resume_state(state_dir / STATE_FILE, run_key, trained, optimizer)
@@ -397,7 +406,12 @@ def make_optimizer(trained: nn.Module, learning_rate: float, weight_decay: float
 
 
 def _run_key(
-    config: DistillConfig, arch: Arch, teacher: Classifier | None, data: Batches, initial: Classifier | None
+    config: DistillConfig,
+    arch: Arch,
+    teacher: Classifier | None,
+    data: Batches,
+    initial: Classifier | None,
+    quantize: tuple[int, int, bool] | None = None,
 ) -> str:
     """What a saved state must match to be resumed: settings, student, teacher, data (and
     the initial student's weights, when one was given)."""
@@ -410,6 +424,8 @@ def _run_key(
     }
     if initial is not None:
         key["initial"] = round(_weight_sum(initial), 6)
+    if quantize is not None:
+        key["quantize"] = list(quantize)
     return content_key(key)
 
 

@@ -73,6 +73,10 @@ def test_proxy_mode_trains_on_a_subset(
         ),
         ({"--data": "EMPTY"}, "is empty"),
         ({"--arch": '{"layers": 2, "hidden": 30, "heads": 4, "ffn": 32}'}, "not divisible by 4 heads"),
+        ({"--quantize": "int4"}, "not of the form wNaM"),
+        ({"--quantize": "w4a4"}, "activations are quantized to 8 bits"),
+        ({"--quantize": "w1a8"}, "weights are quantized to 2-8 bits"),
+        ({"--fixed-scales": ""}, "--fixed-scales needs --quantize"),
     ],
 )
 def test_bad_input_is_a_one_line_error(
@@ -86,7 +90,32 @@ def test_bad_input_is_a_one_line_error(
     options.update(change)
     if options["--data"] == "EMPTY":
         options["--data"] = str(empty)
-    code, _, err = run(capsys, "distill", *[x for kv in options.items() for x in kv])
+    code, _, err = run(capsys, "distill", *[x for kv in options.items() for x in kv if x])
     assert code == 2
     assert message in err
     assert err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_quantization_aware_distillation_writes_a_qdq_student_that_reloads(
+    teacher_dir: Path, data_files: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import onnx
+
+    from latbench.distill.checkpoint import load_checkpoint
+    from latbench.distill.quant import QuantLinear
+
+    out = tmp_path / "q"
+    code, stdout, err = run(
+        capsys, "distill", "--teacher", str(teacher_dir), "--data", str(data_files[0]),
+        "--dev", str(data_files[1]), "--arch", ARCH, "--out", str(out), "--steps", "3", "--quantize", "w4a8",
+    )  # fmt: skip
+    assert code == 0, err
+    assert "quantized W4A8 (learned (LSQ) scales)" in stdout and "INT8" not in stdout
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["quantization"]["weight_bits"] == 4 and metrics["quantization"]["packed_bytes"] > 0
+    assert metrics["int8"] is None and not (out / "student-int8.onnx").exists()
+    assert not (out / "student" / "config.json").exists()  # transformers cannot load LSQ layers
+    ops = {n.op_type for n in onnx.load(str(out / "student.onnx")).graph.node}
+    assert "DequantizeLinear" in ops
+    student = load_checkpoint(out / "student")
+    assert sum(isinstance(m, QuantLinear) for m in student.model.modules()) == 12
